@@ -21,12 +21,14 @@ SOURCES = [
     "csrc/module.c",
     "csrc/session.c",
     "csrc/batch.c",
+    "csrc/pool.c",
+    "csrc/aio.c",
     "csrc/transfer.c",
     "csrc/json.c",
     "csrc/convert.c",
     "csrc/errors.c",
 ]
-HEADERS = ["csrc/mobilestatus.h", "csrc/json.h", "csrc/transfer.h"]
+HEADERS = ["csrc/mobilestatus.h", "csrc/json.h", "csrc/transfer.h", "csrc/pool.h"]
 
 MISSING_CURL = (
     "mobilestatus: libcurl's development headers were not found; "

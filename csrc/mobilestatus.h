@@ -24,6 +24,7 @@
 typedef struct {
     PyTypeObject *SessionType;
     PyTypeObject *BatchType;
+    PyTypeObject *AsyncMultiType;
 
     /* Exception classes, imported from mobilestatus.errors at exec. */
     PyObject *TransportError;
@@ -49,6 +50,7 @@ ms_state *ms_state_from_type(PyTypeObject *type);
 /* Type specs, turned into heap types by module.c at exec. */
 extern PyType_Spec ms_session_type_spec;
 extern PyType_Spec ms_batch_type_spec;
+extern PyType_Spec ms_async_multi_type_spec;
 
 /* ---- json.c lives in json.h (no Python) ---- */
 

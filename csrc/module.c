@@ -111,7 +111,9 @@ core_exec(PyObject *module)
         return -1;
     }
     if (add_type(module, &ms_session_type_spec, &state->SessionType) < 0 ||
-        add_type(module, &ms_batch_type_spec, &state->BatchType) < 0) {
+        add_type(module, &ms_batch_type_spec, &state->BatchType) < 0 ||
+        add_type(module, &ms_async_multi_type_spec,
+                 &state->AsyncMultiType) < 0) {
         return -1;
     }
 
@@ -124,7 +126,18 @@ core_exec(PyObject *module)
                                 (info->features & CURL_VERSION_ASYNCHDNS) !=
                                     0) < 0 ||
         PyModule_AddIntConstant(module, "DEFAULT_MAX_DEPTH",
-                                MS_DEFAULT_MAX_DEPTH) < 0) {
+                                MS_DEFAULT_MAX_DEPTH) < 0 ||
+        /* The event-loop driver speaks libcurl's socket-interface codes. */
+        PyModule_AddIntConstant(module, "POLL_IN", CURL_POLL_IN) < 0 ||
+        PyModule_AddIntConstant(module, "POLL_OUT", CURL_POLL_OUT) < 0 ||
+        PyModule_AddIntConstant(module, "POLL_INOUT", CURL_POLL_INOUT) < 0 ||
+        PyModule_AddIntConstant(module, "POLL_REMOVE", CURL_POLL_REMOVE) <
+            0 ||
+        PyModule_AddIntConstant(module, "CSELECT_IN", CURL_CSELECT_IN) < 0 ||
+        PyModule_AddIntConstant(module, "CSELECT_OUT", CURL_CSELECT_OUT) <
+            0 ||
+        PyModule_AddIntConstant(module, "SOCKET_TIMEOUT",
+                                (long)CURL_SOCKET_TIMEOUT) < 0) {
         return -1;
     }
     return 0;
@@ -136,6 +149,7 @@ core_traverse(PyObject *module, visitproc visit, void *arg)
     ms_state *state = ms_state_from_module(module);
     Py_VISIT(state->SessionType);
     Py_VISIT(state->BatchType);
+    Py_VISIT(state->AsyncMultiType);
     Py_VISIT(state->TransportError);
     Py_VISIT(state->ConnectError);
     Py_VISIT(state->TimeoutError);
@@ -155,6 +169,7 @@ core_clear(PyObject *module)
     ms_state *state = ms_state_from_module(module);
     Py_CLEAR(state->SessionType);
     Py_CLEAR(state->BatchType);
+    Py_CLEAR(state->AsyncMultiType);
     Py_CLEAR(state->TransportError);
     Py_CLEAR(state->ConnectError);
     Py_CLEAR(state->TimeoutError);

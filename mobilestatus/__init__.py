@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 from ._types import BatchResult, CheckResult, Outcome
 from .client import Client, RetryPolicy
+from .aio import AsyncClient
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -39,6 +40,7 @@ from .frame import check_frame
 __all__ = [
     "__version__",
     "ApiError",
+    "AsyncClient",
     "AuthenticationError",
     "BatchResult",
     "Carrier",

@@ -6,6 +6,13 @@ LIBCURL_VERSION: str
 LIBCURL_COMPILED_VERSION: str
 ASYNCH_DNS: int
 DEFAULT_MAX_DEPTH: int
+POLL_IN: int
+POLL_OUT: int
+POLL_INOUT: int
+POLL_REMOVE: int
+CSELECT_IN: int
+CSELECT_OUT: int
+SOCKET_TIMEOUT: int
 
 Response = tuple[int, dict[str, str], bytes, Any]
 
@@ -45,3 +52,18 @@ class Batch:
     def pending(self) -> int: ...
     @property
     def in_flight(self) -> int: ...
+
+# (done [(key, outcome, is_error)], socket changes [(fd, POLL_*)],
+#  timer_ms or None, wake_in or None)
+Report = tuple[list[tuple[int, Any, bool]], list[tuple[int, int]], int | None, float | None]
+
+class AsyncMulti:
+    def __new__(
+        cls, session: Session, *, concurrency: int = 64, rate_limit: float = 0.0
+    ) -> AsyncMulti: ...
+    def add(self, items: Sequence[tuple[int, bytes]], delay: float = 0.0, /) -> Report: ...
+    def socket_action(self, fd: int, events: int, /) -> Report: ...
+    def cancel(self, key: int, /) -> Report: ...
+    def close(self) -> None: ...
+    @property
+    def pending(self) -> int: ...

@@ -23,6 +23,7 @@ from ._types import CheckResult, Outcome
 from .client import Client
 from .errors import MobileStatusError
 from .numbers import mask
+from .providers import kuaizheng
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
@@ -76,10 +77,8 @@ def _client_for(args: argparse.Namespace) -> Iterator[Client]:
             with Client(sandbox.appcode, base_url=sandbox.base_url, timeout=args.timeout) as client:
                 yield client
         return
-    kwargs = {"timeout": args.timeout}
-    if args.base_url:
-        kwargs["base_url"] = args.base_url
-    with Client(args.appcode, **kwargs) as client:  # type: ignore[arg-type]
+    base_url = args.base_url or kuaizheng.DEFAULT_BASE_URL
+    with Client(args.appcode, base_url=base_url, timeout=args.timeout) as client:
         yield client
 
 

@@ -87,7 +87,7 @@ class RetryPolicy:
         stand (not retryable, or retries used up)."""
         if retries_done >= self.max_retries:
             return None
-        backoff = min(self.max_backoff, self.backoff * (2**retries_done))
+        backoff = min(self.max_backoff, self.backoff * 2.0**retries_done)
         backoff *= random.uniform(0.5, 1.0)  # jitter: do not retry in lockstep
         if isinstance(error, (errors.RateLimitError, errors.UpstreamError)):
             if error.retry_after is not None:
@@ -178,13 +178,79 @@ class _SessionPool:
             session.close()
 
 
+class _Endpoint:
+    """What every session of a client shares: URL, credentials, limits.
+
+    Validated once; the AppCode is held redacted and only revealed to the
+    C core when a session is made."""
+
+    def __init__(
+        self,
+        appcode: str | None,
+        *,
+        base_url: str,
+        timeout: float,
+        connect_timeout: float,
+        max_response_size: int,
+        ca_bundle: str | None,
+        proxy: str | None,
+        allow_insecure: bool,
+    ) -> None:
+        if appcode is None:
+            appcode = os.environ.get("MOBILESTATUS_APPCODE")
+        if not appcode:
+            raise errors.AuthenticationError(
+                "no AppCode: pass appcode= or set MOBILESTATUS_APPCODE"
+            )
+        if not isinstance(appcode, str):
+            raise TypeError("appcode must be a str")
+        if any(c in appcode for c in "\r\n\0") or appcode != appcode.strip():
+            # Never echo the value: it is a credential.
+            raise ValueError("appcode must not contain CR, LF, NUL or surrounding spaces")
+        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+            if not (0 < value <= 86400):
+                raise ValueError(f"{name} must be a finite number of seconds in (0, 86400]")
+        if max_response_size < 1:
+            raise ValueError("max_response_size must be >= 1")
+        self.appcode = _Secret(appcode)
+        self.base_url = base_url
+        self.url = _endpoint(base_url, allow_insecure)
+        self.timeout = float(timeout)
+        self.connect_timeout = float(connect_timeout)
+        self.session_args: dict[str, Any] = {
+            "timeout": self.timeout,
+            "connect_timeout": self.connect_timeout,
+            "max_response_size": max_response_size,
+            "ca_bundle": ca_bundle,
+            "proxy": proxy,
+            "user_agent": f"mobilestatus/{_version()} libcurl/{_core.LIBCURL_VERSION}",
+        }
+
+    def new_session(self) -> _core.Session:
+        return _core.Session(
+            self.url,
+            kuaizheng.request_headers(self.appcode.reveal()),
+            **self.session_args,
+        )
+
+
+def _retry_policy(retry: RetryPolicy | int | None) -> RetryPolicy:
+    if retry is None:
+        return RetryPolicy()
+    if isinstance(retry, int):
+        return RetryPolicy(retry)
+    return retry
+
+
 class Client:
     """A client of the mobile status API; safe to share between threads.
 
     ``appcode`` falls back to the ``MOBILESTATUS_APPCODE`` environment
     variable.  ``base_url`` may carry a path prefix.  Deadlines are always
     finite: ``timeout`` covers a whole exchange (DNS, connect, TLS, request
-    and answer), ``connect_timeout`` the connection alone.
+    and answer), ``connect_timeout`` the connection alone.  Plain ``http``
+    is refused except to loopback hosts (the AppCode travels in a header).
+    Environment proxies are ignored; pass ``proxy=`` to use one.
     """
 
     def __init__(
@@ -201,49 +267,23 @@ class Client:
         pool_size: int = 10,
         allow_insecure: bool = False,
     ) -> None:
-        if appcode is None:
-            appcode = os.environ.get("MOBILESTATUS_APPCODE")
-        if not appcode:
-            raise errors.AuthenticationError(
-                "no AppCode: pass appcode= or set MOBILESTATUS_APPCODE"
-            )
-        if not isinstance(appcode, str):
-            raise TypeError("appcode must be a str")
-        if any(c in appcode for c in "\r\n\0") or appcode != appcode.strip():
-            # Never echo the value: it is a credential.
-            raise ValueError("appcode must not contain CR, LF, NUL or surrounding spaces")
         if pool_size < 1:
             raise ValueError("pool_size must be >= 1")
-        for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
-            if not (0 < value <= 86400):
-                raise ValueError(f"{name} must be a finite number of seconds in (0, 86400]")
-        self._appcode = _Secret(appcode)
-        self.base_url = base_url
-        self._url = _endpoint(base_url, allow_insecure)
-        self.timeout = float(timeout)
-        self.connect_timeout = float(connect_timeout)
-        if retry is None:
-            retry = RetryPolicy()
-        elif isinstance(retry, int):
-            retry = RetryPolicy(retry)
-        self.retry = retry
-        self.max_response_size = max_response_size
-        self._session_args: dict[str, Any] = {
-            "timeout": self.timeout,
-            "connect_timeout": self.connect_timeout,
-            "max_response_size": max_response_size,
-            "ca_bundle": ca_bundle,
-            "proxy": proxy,
-            "user_agent": f"mobilestatus/{_version()} libcurl/{_core.LIBCURL_VERSION}",
-        }
-        self._pool = _SessionPool(self._new_session, pool_size)
-
-    def _new_session(self) -> _core.Session:
-        return _core.Session(
-            self._url,
-            kuaizheng.request_headers(self._appcode.reveal()),
-            **self._session_args,
+        self._endpoint = _Endpoint(
+            appcode,
+            base_url=base_url,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            max_response_size=max_response_size,
+            ca_bundle=ca_bundle,
+            proxy=proxy,
+            allow_insecure=allow_insecure,
         )
+        self.base_url = base_url
+        self.timeout = self._endpoint.timeout
+        self.connect_timeout = self._endpoint.connect_timeout
+        self.retry = _retry_policy(retry)
+        self._pool = _SessionPool(self._endpoint.new_session, pool_size)
 
     def __repr__(self) -> str:
         return f"<mobilestatus.Client base_url={self.base_url!r} timeout={self.timeout}>"
@@ -362,7 +402,7 @@ class Client:
         return BatchResult(outcomes, inputs, calls=getattr(iterator, "calls", 0))
 
     def _batch_session(self) -> _core.Session:
-        return self._new_session()
+        return self._endpoint.new_session()
 
 
 def _version() -> str:

@@ -131,6 +131,7 @@ class RateLimitError(GatewayError):
     """The gateway throttled the call (``Throttled by … Flow Control``)."""
 
     retryable = True
+    retry_after: float | None
 
     def __init__(
         self,
@@ -159,6 +160,7 @@ class UpstreamError(GatewayError):
     """The gateway or the vendor's backend failed (HTTP 5xx); retry later."""
 
     retryable = True
+    retry_after: float | None
 
     def __init__(
         self,

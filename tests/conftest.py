@@ -1,0 +1,29 @@
+"""Shared fixtures: the sandbox comes from the package's own pytest plugin
+(``mobilestatus_sandbox``), exactly as users get it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import mobilestatus as ms
+from mobilestatus.sandbox import Sandbox
+
+
+@pytest.fixture
+def sandbox(mobilestatus_sandbox: Sandbox) -> Sandbox:
+    return mobilestatus_sandbox
+
+
+@pytest.fixture
+def client(sandbox: Sandbox) -> Iterator[ms.Client]:
+    # Short deadlines keep fault tests fast; fast retries keep retry tests fast.
+    with ms.Client(
+        sandbox.appcode,
+        base_url=sandbox.base_url,
+        timeout=2.0,
+        connect_timeout=1.0,
+        retry=ms.RetryPolicy(2, backoff=0.01, max_backoff=2.0),
+    ) as c:
+        yield c

@@ -47,6 +47,13 @@ PyObject *
 ms_transport_error_new(ms_state *state, const ms_transfer_failure *failure)
 {
     failure_kind kind = classify(failure->code);
+    /* A code can mean "never connected" in one place and "garbage after
+     * the request went out" in another (libcurl 7.88 reports a bad status
+     * line as CURLE_UNSUPPORTED_PROTOCOL): once the request was sent, the
+     * call may have been billed, whatever the code says. */
+    if (kind == KIND_CONNECT && failure->request_sent) {
+        kind = KIND_TRANSPORT;
+    }
     PyObject *cls;
     const char *phase = NULL;
     int billable = failure->request_sent;

@@ -10,10 +10,11 @@ once.  Works on the default asyncio loop and on uvloop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import os
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Callable, Iterable
 
 from . import _core, errors
 from ._types import BatchResult, CheckResult, Outcome
@@ -49,19 +50,49 @@ class _LoopDriver:
         self._watched: dict[int, int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._wake: asyncio.TimerHandle | None = None
+        # Submissions made in one loop iteration reach C in one call.
+        self._outbox: list[tuple[int, bytes]] = []
+        self._flush_scheduled = False
 
     def submit(self, body: bytes, delay: float = 0.0) -> tuple[int, asyncio.Future[_Done]]:
         key = next(self._keys)
         future: asyncio.Future[_Done] = self.loop.create_future()
         self._waiters[key] = future
-        self._apply(self._multi.add([(key, body)], delay))
+        if delay > 0:
+            self._apply(self._multi.add([(key, body)], delay))
+        else:
+            self._outbox.append((key, body))
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
         return key, future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        outbox, self._outbox = self._outbox, []
+        if outbox:
+            try:
+                report = self._multi.add(outbox)
+            except Exception as error:  # MemoryError, or closed meanwhile
+                self._fail_all(error)
+                return
+            self._apply(report)
 
     def cancel(self, key: int) -> None:
         if self._waiters.pop(key, None) is not None:
-            self._apply(self._multi.cancel(key))
+            pending = len(self._outbox)
+            self._outbox = [item for item in self._outbox if item[0] != key]
+            if len(self._outbox) == pending:
+                self._apply(self._multi.cancel(key))
+
+    def _fail_all(self, error: BaseException) -> None:
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(error)
+        self._waiters.clear()
 
     def close(self) -> None:
+        self._outbox.clear()
         for fd in list(self._watched):
             self._unwatch(fd)
         for handle in (self._timer, self._wake):
@@ -136,10 +167,7 @@ class _LoopDriver:
         try:
             report = self._multi.socket_action(fd, events)
         except BaseException as error:  # MemoryError or a libcurl bug
-            for future in self._waiters.values():
-                if not future.done():
-                    future.set_exception(error)
-            self._waiters.clear()
+            self._fail_all(error)
             if not isinstance(error, Exception):
                 raise
             return
@@ -278,15 +306,27 @@ class AsyncClient:
         total = len(numbers) if hasattr(numbers, "__len__") else None  # type: ignore[arg-type]
         report = _progress_callback(progress, total)
         window = 2 * self.concurrency
+        # number -> (task, positions waiting on it); finished tasks land in
+        # `finished` through a done-callback, so each completion costs O(1)
+        # (asyncio.wait over every task in flight would cost O(window)).
         in_flight: dict[str, tuple[asyncio.Task[Outcome], list[int]]] = {}
-        tasks: dict[asyncio.Task[Outcome], str] = {}
+        finished: collections.deque[str] = collections.deque()
+        wakeup = asyncio.Event()
         inputs = enumerate(numbers)
         exhausted = False
         done_count = 0
         ready: list[tuple[int, Outcome]] = []
+
+        def on_done(number: str) -> Callable[[asyncio.Task[Outcome]], None]:
+            def callback(_task: asyncio.Task[Outcome]) -> None:
+                finished.append(number)
+                wakeup.set()
+
+            return callback
+
         try:
             while True:
-                while not exhausted and len(tasks) < window:
+                while not exhausted and len(in_flight) < window:
                     item = next(inputs, None)
                     if item is None:
                         exhausted = True
@@ -303,27 +343,28 @@ class AsyncClient:
                         in_flight[number][1].append(position)
                         continue
                     task = asyncio.ensure_future(self._check_normalized(number))
+                    task.add_done_callback(on_done(number))
                     in_flight[number] = (task, [position])
-                    tasks[task] = number
+                while finished:
+                    number = finished.popleft()
+                    task, positions = in_flight.pop(number)
+                    outcome = task.result()
+                    ready.extend((position, outcome) for position in positions)
                 for entry in ready:
                     done_count += 1
                     if report is not None:
                         report(done_count, total)
                     yield entry
                 ready.clear()
-                if not tasks:
+                if not in_flight:
                     if exhausted:
                         return
                     continue
-                finished, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in finished:
-                    number = tasks.pop(task)
-                    _, positions = in_flight.pop(number)
-                    outcome = task.result()
-                    for position in positions:
-                        ready.append((position, outcome))
+                if not finished:
+                    wakeup.clear()
+                    await wakeup.wait()
         finally:
-            for task in tasks:
+            for task, _ in in_flight.values():
                 task.cancel()
 
     async def check_many(

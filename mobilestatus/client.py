@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import weakref
 from typing import Any, Callable, Iterable, Iterator, Sized
 
 from . import _core, errors
@@ -151,6 +152,14 @@ class _SessionPool:
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._closed = False
+        _live_pools.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # Another parent thread may have held the lock at the fork: the
+        # child's copy would stay locked forever.
+        self._lock = threading.Lock()
+        self._idle = []
+        self._pid = os.getpid()
 
     def acquire(self) -> Any:
         with self._lock:
@@ -240,6 +249,17 @@ def _retry_policy(retry: RetryPolicy | int | None) -> RetryPolicy:
     if isinstance(retry, int):
         return RetryPolicy(retry)
     return retry
+
+
+_live_pools: weakref.WeakSet[_SessionPool] = weakref.WeakSet()
+
+
+def _reset_pools_in_child() -> None:
+    for pool in list(_live_pools):
+        pool._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_pools_in_child)
 
 
 class Client:

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 free_pending_list(ms_pending *item)
@@ -73,6 +74,20 @@ ms_pool_abort(ms_pool *pool)
 void
 ms_pool_release(ms_pool *pool)
 {
+    if (pool->multi != NULL && pool->owner_pid != getpid()) {
+        /* A forked child: cleaning up would let libcurl shut down the
+         * parent's connections (a TLS close_notify on a shared socket).
+         * The handles and the child's copies of the sockets are leaked,
+         * once per inherited pool; the queued bodies are ours to free. */
+        free_pending_list(pool->queue_head);
+        free_pending_list(pool->delayed);
+        free_done_list(pool->done_head);
+        free(pool->slots);
+        free(pool->free_slots);
+        free(pool->starts);
+        memset(pool, 0, sizeof(*pool));
+        return;
+    }
     if (pool->slots != NULL) {
         ms_pool_abort(pool);
     }
@@ -105,6 +120,7 @@ ms_pool_init(ms_pool *pool, const ms_config *config, int concurrency,
         return -1;
     }
     pool->config = config;
+    pool->owner_pid = getpid();
     pool->rate = rate;
     pool->last_start = -INFINITY;
     pool->multi = curl_multi_init();

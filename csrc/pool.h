@@ -45,6 +45,7 @@ typedef struct {
     double last_start;
 
     int out_of_memory;
+    pid_t owner_pid;
 } ms_pool;
 
 /* GIL held; 0, or -1 with an exception set (call ms_pool_release). */

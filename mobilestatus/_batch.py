@@ -71,6 +71,7 @@ class run_batch(Iterator[tuple[int, Outcome]]):
         progress: bool | ProgressCallback,
         dedupe_window: int,
     ) -> None:
+        self._closed = True  # until the handles exist: __del__ must not close
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
         if rate_limit is not None and not rate_limit > 0:

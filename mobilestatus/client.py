@@ -179,6 +179,10 @@ class _SessionPool:
                 return
         session.close()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -422,6 +426,8 @@ class Client:
         return BatchResult(outcomes, inputs, calls=getattr(iterator, "calls", 0))
 
     def _batch_session(self) -> _core.Session:
+        if self._pool.closed:
+            raise RuntimeError("the client is closed")
         return self._endpoint.new_session()
 
 

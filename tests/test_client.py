@@ -403,3 +403,11 @@ def test_stderr_log_output_is_redacted(sandbox: Sandbox) -> None:
     assert "retrying" in text
     assert sandbox.appcode not in text
     assert SCENARIOS["throttled_user"] not in text
+
+
+def test_closed_client_refuses_batches(sandbox: Sandbox) -> None:
+    c = ms.Client(sandbox.appcode, base_url=sandbox.base_url)
+    c.close()
+    with pytest.raises(RuntimeError):
+        c.check_many(["13800138000"])
+    assert sandbox.total == 0

@@ -103,6 +103,90 @@ raise_digit_limit(ms_state *state)
     return NULL;
 }
 
+/* Decodes one code point of validated UTF-8 and advances *p. */
+static inline Py_UCS4
+next_code_point(const unsigned char **p)
+{
+    const unsigned char *s = *p;
+
+    if (s[0] < 0x80) {
+        *p = s + 1;
+        return s[0];
+    }
+    if (s[0] < 0xE0) {
+        *p = s + 2;
+        return ((Py_UCS4)(s[0] & 0x1F) << 6) | (s[1] & 0x3F);
+    }
+    if (s[0] < 0xF0) {
+        *p = s + 3;
+        return ((Py_UCS4)(s[0] & 0x0F) << 12) | ((Py_UCS4)(s[1] & 0x3F) << 6) |
+               (s[2] & 0x3F);
+    }
+    *p = s + 4;
+    return ((Py_UCS4)(s[0] & 0x07) << 18) | ((Py_UCS4)(s[1] & 0x3F) << 12) |
+           ((Py_UCS4)(s[2] & 0x3F) << 6) | (s[3] & 0x3F);
+}
+
+/* Returns a new str from UTF-8 the parser has validated (strict, no
+ * surrogates), or NULL with MemoryError set.
+ *
+ * PyUnicode_DecodeUTF8 cannot know the string's width in advance: for
+ * non-ASCII text it starts narrow and widens through a writer and a
+ * realloc, which showed up in profiles of our mostly-Chinese responses.
+ * The widest lead byte gives the exact width here (a lead byte of
+ * C2..C3 means a code point in 80..FF, E0..EF one above FF, F0..F4 one
+ * above FFFF), so the str is created at its final, canonical kind. */
+static PyObject *
+utf8_to_str(const char *bytes, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)bytes;
+    const unsigned char *end = s + len;
+    const unsigned char *p;
+    unsigned char lead_max = 0;
+    Py_ssize_t nchars = 0, i;
+    Py_UCS4 maxchar;
+    PyObject *str;
+    void *data;
+
+    for (p = s; p < end; p++) {
+        if ((*p & 0xC0) != 0x80) {
+            nchars++;
+            if (*p > lead_max) {
+                lead_max = *p;
+            }
+        }
+    }
+    if (lead_max < 0x80) {
+        /* ASCII: CPython's own path is as fast and shares 1-char strs. */
+        return PyUnicode_DecodeUTF8(bytes, (Py_ssize_t)len, NULL);
+    }
+    maxchar = lead_max < 0xC4 ? 0xFF : lead_max < 0xF0 ? 0xFFFF : 0x10FFFF;
+    str = PyUnicode_New(nchars, maxchar);
+    if (str == NULL) {
+        return NULL;
+    }
+    data = PyUnicode_DATA(str);
+    p = s;
+    switch (PyUnicode_KIND(str)) {
+    case PyUnicode_1BYTE_KIND:
+        for (i = 0; i < nchars; i++) {
+            ((Py_UCS1 *)data)[i] = (Py_UCS1)next_code_point(&p);
+        }
+        break;
+    case PyUnicode_2BYTE_KIND:
+        for (i = 0; i < nchars; i++) {
+            ((Py_UCS2 *)data)[i] = (Py_UCS2)next_code_point(&p);
+        }
+        break;
+    default:
+        for (i = 0; i < nchars; i++) {
+            ((Py_UCS4 *)data)[i] = next_code_point(&p);
+        }
+        break;
+    }
+    return str;
+}
+
 /* Returns a new int or float, or NULL with an exception set.  The
  * parser has validated the grammar, so the text needs no checks here. */
 static PyObject *
@@ -142,36 +226,61 @@ number_to_python(ms_state *state, const ms_json_value *value)
     return PyFloat_FromDouble(d);
 }
 
-/* Returns a new list, or NULL with an exception set. */
+/* Items converted on the C stack before the list exists; arrays longer
+ * than this use a heap buffer.  128 bytes per nesting level. */
+#define MS_SMALL_ARRAY 16
+
+/* Returns a new list, or NULL with an exception set.
+ *
+ * The items are converted first and the list is created and filled only
+ * afterwards, with no allocation in between: a list made by
+ * PyList_New(n) holds NULL slots until filled, and a collection run by
+ * an allocation during the conversion could hand it to Python code
+ * (gc.get_objects() in a gc callback) half-built. */
 static PyObject *
 array_to_python(ms_state *state, const ms_json_value *value)
 {
+    size_t count = value->u.array.count;
+    PyObject *small[MS_SMALL_ARRAY];
+    PyObject **items = small;
     PyObject *list = NULL;
-    size_t i;
+    size_t owned = 0, i;
 
     if (Py_EnterRecursiveCall(" while converting a JSON array")) {
         return NULL;
     }
-    list = PyList_New((Py_ssize_t)value->u.array.count);
-    if (list == NULL) {
-        goto error;
-    }
-    for (i = 0; i < value->u.array.count; i++) {
-        PyObject *item = ms_json_to_python(state, &value->u.array.items[i]);
-        if (item == NULL) {
-            goto error;
+    if (count > MS_SMALL_ARRAY) {
+        items = PyMem_New(PyObject *, count);
+        if (items == NULL) {
+            PyErr_NoMemory();
+            goto done;
         }
-        /* Steals item.  Slots not yet filled are NULL, which list
-         * dealloc accepts on the error path. */
-        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    for (owned = 0; owned < count; owned++) {
+        items[owned] = ms_json_to_python(state, &value->u.array.items[owned]);
+        if (items[owned] == NULL) {
+            goto done;
+        }
+    }
+    list = PyList_New((Py_ssize_t)count);
+    if (list == NULL) {
+        goto done;
+    }
+    for (i = 0; i < count; i++) {
+        PyList_SET_ITEM(list, (Py_ssize_t)i, items[i]); /* steals */
+    }
+    owned = 0;
+
+done:
+    /* On error, the items converted so far are still ours. */
+    for (i = 0; i < owned; i++) {
+        Py_DECREF(items[i]);
+    }
+    if (items != small) {
+        PyMem_Free(items);
     }
     Py_LeaveRecursiveCall();
     return list;
-
-error:
-    Py_LeaveRecursiveCall();
-    Py_XDECREF(list);
-    return NULL;
 }
 
 /* Returns a new dict, or NULL with an exception set.  Members are set in
@@ -192,7 +301,7 @@ object_to_python(ms_state *state, const ms_json_value *value)
     for (i = 0; i < value->u.object.count; i++) {
         const ms_json_member *m = &value->u.object.members[i];
 
-        key = PyUnicode_DecodeUTF8(m->key, (Py_ssize_t)m->key_len, NULL);
+        key = utf8_to_str(m->key, m->key_len);
         if (key == NULL) {
             goto error;
         }
@@ -232,10 +341,7 @@ ms_json_to_python(ms_state *state, const ms_json_value *value)
     case MS_JSON_NUMBER:
         return number_to_python(state, value);
     case MS_JSON_STRING:
-        /* Already validated strict UTF-8 without surrogates: this only
-         * fails on MemoryError. */
-        return PyUnicode_DecodeUTF8(value->u.string.bytes,
-                                    (Py_ssize_t)value->u.string.len, NULL);
+        return utf8_to_str(value->u.string.bytes, value->u.string.len);
     case MS_JSON_ARRAY:
         return array_to_python(state, value);
     case MS_JSON_OBJECT:
@@ -260,8 +366,13 @@ ms_core_loads(PyObject *module, PyObject *args, PyObject *kwargs)
     ms_json_doc *doc;
     ms_json_error err;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$n:loads", kwlist,
-                                     &data, &max_depth)) {
+    /* loads(body) is the hot call; PyArg_ParseTupleAndKeywords would be
+     * a measurable share of parsing a 200-byte response. */
+    if (kwargs == NULL && PyTuple_GET_SIZE(args) == 1) {
+        data = PyTuple_GET_ITEM(args, 0);
+    }
+    else if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$n:loads", kwlist,
+                                          &data, &max_depth)) {
         return NULL;
     }
     if (max_depth < 1) {

@@ -76,8 +76,12 @@ struct ms_json_doc {
     /* The first block's data follows the struct. */
 };
 
+/* Slot number of the document's root in ms_frame.slot. */
+#define MS_JSON_ROOT_SLOT SIZE_MAX
+
 typedef struct {
     size_t start;       /* index of the container's first item on stack */
+    size_t slot;        /* item that receives the container when it closes */
     ms_json_type type;  /* MS_JSON_ARRAY or MS_JSON_OBJECT */
 } ms_frame;
 
@@ -113,7 +117,7 @@ static const unsigned char plain_char[256] = {
     /* 0x50 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,
     /* 0x60 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     /* 0x70 */ 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    /* 0x80..0xFF: 0 (UTF-8, validated on the slow path) */
+    /* 0x80..0xFF: 0 (UTF-8, validated sequence by sequence) */
 };
 
 #define IS_DIGIT(c) ((unsigned char)((c) - '0') < 10)
@@ -324,12 +328,12 @@ push_item(ms_parser *ps, const char *key, size_t key_len)
     m = &ps->items[ps->nitems++];
     m->key = key;
     m->key_len = key_len;
-    m->value.type = MS_JSON_NULL;
     return 0;
 }
 
+/* Opens a container whose value goes to item `slot` (or the root). */
 static int
-push_frame(ms_parser *ps, ms_json_type type)
+push_frame(ms_parser *ps, ms_json_type type, size_t slot)
 {
     if (ps->depth >= ps->max_depth) {
         return fail(ps, ps->p, "maximum nesting depth exceeded");
@@ -343,28 +347,29 @@ push_frame(ms_parser *ps, ms_json_type type)
         ps->frames = grown;
     }
     ps->frames[ps->depth].start = ps->nitems;
+    ps->frames[ps->depth].slot = slot;
     ps->frames[ps->depth].type = type;
     ps->depth++;
     return 0;
 }
 
-/* Pops the innermost container, moving its items into the arena, and
- * describes it in *v. */
+/* Closes the innermost container: moves its items into an exactly-sized
+ * arena array and stores the container in the slot it was opened for. */
 static int
-pop_frame(ms_parser *ps, ms_json_value *v)
+pop_frame(ms_parser *ps)
 {
-    ms_frame *f = &ps->frames[ps->depth - 1];
+    const ms_frame *f = &ps->frames[ps->depth - 1];
     size_t count = ps->nitems - f->start;
     const ms_json_member *src = ps->items + f->start;
+    ms_json_value *v;
+    void *array = NULL;
 
-    v->type = f->type;
-    if (f->type == MS_JSON_ARRAY) {
-        ms_json_value *items = NULL;
-        size_t i;
+    if (count > 0) {
+        /* count * sizeof(member) fit in the items stack: no overflow. */
+        if (f->type == MS_JSON_ARRAY) {
+            ms_json_value *items;
+            size_t i;
 
-        if (count > 0) {
-            /* count * sizeof(value) < count * sizeof(member), which fit
-             * in the items stack: no overflow. */
             items = arena_alloc(ps->doc, count * sizeof(ms_json_value));
             if (items == NULL) {
                 return fail_nomem(ps);
@@ -372,21 +377,25 @@ pop_frame(ms_parser *ps, ms_json_value *v)
             for (i = 0; i < count; i++) {
                 items[i] = src[i].value;
             }
+            array = items;
         }
-        v->u.array.items = items;
+        else {
+            array = arena_alloc(ps->doc, count * sizeof(ms_json_member));
+            if (array == NULL) {
+                return fail_nomem(ps);
+            }
+            memcpy(array, src, count * sizeof(ms_json_member));
+        }
+    }
+    v = f->slot == MS_JSON_ROOT_SLOT ? &ps->doc->root
+                                     : &ps->items[f->slot].value;
+    v->type = f->type;
+    if (f->type == MS_JSON_ARRAY) {
+        v->u.array.items = array;
         v->u.array.count = count;
     }
     else {
-        ms_json_member *members = NULL;
-
-        if (count > 0) {
-            members = arena_alloc(ps->doc, count * sizeof(ms_json_member));
-            if (members == NULL) {
-                return fail_nomem(ps);
-            }
-            memcpy(members, src, count * sizeof(ms_json_member));
-        }
-        v->u.object.members = members;
+        v->u.object.members = array;
         v->u.object.count = count;
     }
     ps->nitems = f->start;
@@ -497,7 +506,13 @@ utf8_length(const unsigned char *q, const unsigned char *end)
 
 /* Parses the string whose opening quote is at ps->p; on success stores
  * the decoded, NUL-terminated text (in the arena) and its length, and
- * leaves ps->p after the closing quote. */
+ * leaves ps->p after the closing quote.
+ *
+ * The first pass finds the closing quote and validates everything but
+ * the \u escapes: UTF-8 (a sequence cannot run past the closing quote,
+ * since '"' is no continuation byte), control characters, escape
+ * letters.  Strings without escapes, nearly all of them, are then one
+ * memcpy; the others are decoded by a second pass over the same bytes. */
 static int
 parse_string(ms_parser *ps, const char **out, size_t *out_len)
 {
@@ -507,49 +522,49 @@ parse_string(ms_parser *ps, const char **out, size_t *out_len)
     const unsigned char *q = s;
     const unsigned char *raw_end;
     unsigned char *dst, *d;
+    int escaped = 0;
 
-    /* Fast path: printable ASCII without escapes, one memcpy. */
-    while (q < end && plain_char[*q]) {
-        q++;
-    }
-    if (q < end && *q == '"') {
-        size_t len = (size_t)(q - s);
-
-        dst = arena_bytes(ps->doc, len + 1);
-        if (dst == NULL) {
-            return fail_nomem(ps);
+    for (;;) {
+        while (q < end && plain_char[*q]) {
+            q++;
         }
-        memcpy(dst, s, len);
-        dst[len] = '\0';
-        *out = (const char *)dst;
-        *out_len = len;
-        ps->p = q + 1;
-        return 0;
-    }
-
-    /* Find the closing quote first, so that the decoded text can be
-     * written into one arena allocation of the raw length (decoding only
-     * ever shrinks it). */
-    while (q < end) {
-        unsigned char c = *q;
-        if (c == '"') {
+        if (q == end) {
+            return fail(ps, open, "unterminated string");
+        }
+        if (*q == '"') {
             break;
         }
-        if (c == '\\') {
+        if (*q == '\\') {
             if (end - q < 2) {
-                q = end;
-                break;
+                return fail(ps, open, "unterminated string");
             }
+            switch (q[1]) {
+            case '"':
+            case '\\':
+            case '/':
+            case 'b':
+            case 'f':
+            case 'n':
+            case 'r':
+            case 't':
+            case 'u':
+                break;
+            default:
+                return fail(ps, q, "invalid escape");
+            }
+            escaped = 1;
             q += 2;
-            continue;
         }
-        if (c < 0x20) {
+        else if (*q < 0x20) {
             return fail(ps, q, "control character in string");
         }
-        q++;
-    }
-    if (q >= end) {
-        return fail(ps, open, "unterminated string");
+        else {
+            size_t n = utf8_length(q, end);
+            if (n == 0) {
+                return fail(ps, q, "invalid UTF-8");
+            }
+            q += n;
+        }
     }
     raw_end = q;
 
@@ -557,82 +572,80 @@ parse_string(ms_parser *ps, const char **out, size_t *out_len)
     if (dst == NULL) {
         return fail_nomem(ps);
     }
+    if (!escaped) {
+        size_t len = (size_t)(raw_end - s);
+
+        memcpy(dst, s, len);
+        dst[len] = '\0';
+        *out = (const char *)dst;
+        *out_len = len;
+        ps->p = raw_end + 1;
+        return 0;
+    }
+
+    /* Decoding only shrinks the text, so the raw length is enough. */
     d = dst;
     q = s;
     while (q < raw_end) {
-        unsigned char c = *q;
+        const unsigned char *bs = memchr(q, '\\', (size_t)(raw_end - q));
+        size_t run = (size_t)((bs != NULL ? bs : raw_end) - q);
 
-        if (c < 0x80 && c != '\\') {
-            *d++ = c;
-            q++;
+        memcpy(d, q, run);
+        d += run;
+        q += run;
+        if (bs == NULL) {
+            break;
         }
-        else if (c >= 0x80) {
-            size_t n = utf8_length(q, raw_end);
-            if (n == 0) {
-                return fail(ps, q, "invalid UTF-8");
+        /* The first pass checked the escape letter and that q[1] exists
+         * before raw_end. */
+        switch (q[1]) {
+        case 'b':
+            *d++ = '\b';
+            break;
+        case 'f':
+            *d++ = '\f';
+            break;
+        case 'n':
+            *d++ = '\n';
+            break;
+        case 'r':
+            *d++ = '\r';
+            break;
+        case 't':
+            *d++ = '\t';
+            break;
+        case 'u': {
+            long cp, lo;
+
+            if (raw_end - q < 6 || (cp = hex4(q + 2)) < 0) {
+                return fail(ps, q, "invalid \\u escape");
             }
-            memcpy(d, q, n);
-            d += n;
-            q += n;
-        }
-        else {
-            /* The scan guarantees q[1] exists before raw_end. */
-            switch (q[1]) {
-            case '"':
-                *d++ = '"';
-                break;
-            case '\\':
-                *d++ = '\\';
-                break;
-            case '/':
-                *d++ = '/';
-                break;
-            case 'b':
-                *d++ = '\b';
-                break;
-            case 'f':
-                *d++ = '\f';
-                break;
-            case 'n':
-                *d++ = '\n';
-                break;
-            case 'r':
-                *d++ = '\r';
-                break;
-            case 't':
-                *d++ = '\t';
-                break;
-            case 'u': {
-                long cp, lo;
-
-                if (raw_end - q < 6 || (cp = hex4(q + 2)) < 0) {
-                    return fail(ps, q, "invalid \\u escape");
-                }
-                if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                return fail(ps, q, "lone surrogate");
+            }
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                /* Only a directly following low-surrogate escape
+                 * completes the pair. */
+                if (raw_end - q < 12 || q[6] != '\\' || q[7] != 'u') {
                     return fail(ps, q, "lone surrogate");
                 }
-                if (cp >= 0xD800 && cp <= 0xDBFF) {
-                    /* Only a directly following low-surrogate escape
-                     * completes the pair. */
-                    if (raw_end - q < 12 || q[6] != '\\' || q[7] != 'u') {
-                        return fail(ps, q, "lone surrogate");
-                    }
-                    lo = hex4(q + 8);
-                    if (lo < 0xDC00 || lo > 0xDFFF) {
-                        return fail(ps, q, "lone surrogate");
-                    }
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    q += 6;
+                lo = hex4(q + 8);
+                if (lo < 0xDC00 || lo > 0xDFFF) {
+                    return fail(ps, q, "lone surrogate");
                 }
-                d = put_utf8(d, (unsigned long)cp);
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                 q += 6;
-                continue;
             }
-            default:
-                return fail(ps, q, "invalid escape");
-            }
-            q += 2;
+            d = put_utf8(d, (unsigned long)cp);
+            q += 6;
+            continue;
         }
+        default:
+            /* '"', '\\' and '/' stand for themselves. */
+            *d++ = q[1];
+            break;
+        }
+        q += 2;
     }
     *d = '\0';
     arena_trim(ps->doc, d + 1);
@@ -762,56 +775,53 @@ parse_literal(ms_parser *ps, const char *word, size_t n, ms_json_type type,
         }                                                     \
     } while (0)
 
-/* A state machine over the three places a token can appear: a value, an
- * object key, and after an item (',' or a closing bracket).  Returns 0
- * with the doc's root filled, or -1 with *ps->error filled. */
+/* A state machine over the places a token can appear: a value, an array
+ * item, an object key, and after a value (',' or a closing bracket).
+ * Scalars are parsed straight into their final slot (the root, or an item
+ * on the stack): going through a temporary value cost a store-forwarding
+ * stall per token.  Returns 0 with the doc's root filled, or -1 with
+ * *ps->error filled. */
 static int
 parse_document(ms_parser *ps)
 {
-    ms_json_value v;
+    ms_json_value *dst = &ps->doc->root;
+    size_t slot = MS_JSON_ROOT_SLOT;
     const char *key;
     size_t key_len;
 
 value:
+    /* dst and slot name where the value goes. */
     SKIP_WS(ps);
     if (ps->p == ps->end) {
         return fail(ps, ps->p, "unexpected end of data");
     }
     switch (*ps->p) {
     case '{':
-        if (push_frame(ps, MS_JSON_OBJECT) < 0) {
+        if (push_frame(ps, MS_JSON_OBJECT, slot) < 0) {
             return -1;
         }
         ps->p++;
         SKIP_WS(ps);
         if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
-            if (pop_frame(ps, &v) < 0) {
-                return -1;
-            }
-            goto have_value;
+            goto close;
         }
         goto key;
     case '[':
-        if (push_frame(ps, MS_JSON_ARRAY) < 0) {
+        if (push_frame(ps, MS_JSON_ARRAY, slot) < 0) {
             return -1;
         }
         ps->p++;
         SKIP_WS(ps);
         if (ps->p < ps->end && *ps->p == ']') {
-            ps->p++;
-            if (pop_frame(ps, &v) < 0) {
-                return -1;
-            }
-            goto have_value;
+            goto close;
         }
-        goto value;
+        goto item;
     case '"':
-        if (parse_string(ps, &v.u.string.bytes, &v.u.string.len) < 0) {
+        if (parse_string(ps, &dst->u.string.bytes, &dst->u.string.len) < 0) {
             return -1;
         }
-        v.type = MS_JSON_STRING;
-        goto have_value;
+        dst->type = MS_JSON_STRING;
+        goto after_value;
     case '-':
     case '0':
     case '1':
@@ -823,25 +833,25 @@ value:
     case '7':
     case '8':
     case '9':
-        if (parse_number(ps, &v) < 0) {
+        if (parse_number(ps, dst) < 0) {
             return -1;
         }
-        goto have_value;
+        goto after_value;
     case 't':
-        if (parse_literal(ps, "true", 4, MS_JSON_TRUE, &v) < 0) {
+        if (parse_literal(ps, "true", 4, MS_JSON_TRUE, dst) < 0) {
             return -1;
         }
-        goto have_value;
+        goto after_value;
     case 'f':
-        if (parse_literal(ps, "false", 5, MS_JSON_FALSE, &v) < 0) {
+        if (parse_literal(ps, "false", 5, MS_JSON_FALSE, dst) < 0) {
             return -1;
         }
-        goto have_value;
+        goto after_value;
     case 'n':
-        if (parse_literal(ps, "null", 4, MS_JSON_NULL, &v) < 0) {
+        if (parse_literal(ps, "null", 4, MS_JSON_NULL, dst) < 0) {
             return -1;
         }
-        goto have_value;
+        goto after_value;
     default:
         if (ps->p == ps->start && ps->end - ps->p >= 3 &&
             memcmp(ps->p, "\xEF\xBB\xBF", 3) == 0) {
@@ -849,6 +859,14 @@ value:
         }
         return fail(ps, ps->p, "unexpected character");
     }
+
+item:
+    if (push_item(ps, NULL, 0) < 0) {
+        return -1;
+    }
+    slot = ps->nitems - 1;
+    dst = &ps->items[slot].value;
+    goto value;
 
 key:
     SKIP_WS(ps);
@@ -864,6 +882,8 @@ key:
     if (push_item(ps, key, key_len) < 0) {
         return -1;
     }
+    slot = ps->nitems - 1;
+    dst = &ps->items[slot].value;
     SKIP_WS(ps);
     if (ps->p == ps->end) {
         return fail(ps, ps->p, "unexpected end of data");
@@ -874,23 +894,14 @@ key:
     ps->p++;
     goto value;
 
-have_value:
+after_value:
     if (ps->depth == 0) {
-        ps->doc->root = v;
         SKIP_WS(ps);
         if (ps->p != ps->end) {
             return fail(ps, ps->p, "trailing data");
         }
         return 0;
     }
-    if (ps->frames[ps->depth - 1].type == MS_JSON_ARRAY) {
-        if (push_item(ps, NULL, 0) < 0) {
-            return -1;
-        }
-    }
-    /* For an object the key pushed the item; either way it is on top. */
-    ps->items[ps->nitems - 1].value = v;
-
     SKIP_WS(ps);
     if (ps->p == ps->end) {
         return fail(ps, ps->p, "unexpected end of data");
@@ -898,7 +909,7 @@ have_value:
     if (ps->frames[ps->depth - 1].type == MS_JSON_ARRAY) {
         if (*ps->p == ',') {
             ps->p++;
-            goto value;
+            goto item;
         }
         if (*ps->p != ']') {
             return fail(ps, ps->p, "expected ',' or ']'");
@@ -913,11 +924,14 @@ have_value:
             return fail(ps, ps->p, "expected ',' or '}'");
         }
     }
+
+close:
+    /* ps->p is at the closing bracket. */
     ps->p++;
-    if (pop_frame(ps, &v) < 0) {
+    if (pop_frame(ps) < 0) {
         return -1;
     }
-    goto have_value;
+    goto after_value;
 }
 
 ms_json_doc *

@@ -50,6 +50,7 @@ demo: build
 test: build
 	$(VPY) -m pytest -q -p no:cacheprovider
 	$(VPY) -m mypy --no-error-summary
+	$(VPY) -m mypy.stubtest mobilestatus._core
 
 test-fast: build
 	$(VPY) -m pytest -q -x -p no:cacheprovider -m "not slow"

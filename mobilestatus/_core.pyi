@@ -1,6 +1,6 @@
 # Exact stub of the C extension mobilestatus._core (csrc/).  Private API:
 # use mobilestatus.Client.
-from typing import Any, Sequence
+from typing import Any, Sequence, final
 
 LIBCURL_VERSION: str
 LIBCURL_COMPILED_VERSION: str
@@ -14,10 +14,11 @@ CSELECT_IN: int
 CSELECT_OUT: int
 SOCKET_TIMEOUT: int
 
-Response = tuple[int, dict[str, str], bytes, Any]
+_Response = tuple[int, dict[str, str], bytes, Any]
 
 def loads(data: bytes | bytearray | memoryview, /, *, max_depth: int = 128) -> Any: ...
 
+@final
 class Session:
     def __new__(
         cls,
@@ -32,13 +33,14 @@ class Session:
         user_agent: str | None = None,
         max_depth: int = 128,
     ) -> Session: ...
-    def post(self, body: bytes, /) -> Response: ...
+    def post(self, body: bytes, /) -> _Response: ...
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
     @property
     def timeout(self) -> float: ...
 
+@final
 class Batch:
     def __new__(
         cls, session: Session, *, concurrency: int = 16, rate_limit: float = 0.0
@@ -55,15 +57,16 @@ class Batch:
 
 # (done [(key, outcome, is_error)], socket changes [(fd, POLL_*)],
 #  timer_ms or None, wake_in or None)
-Report = tuple[list[tuple[int, Any, bool]], list[tuple[int, int]], int | None, float | None]
+_Report = tuple[list[tuple[int, Any, bool]], list[tuple[int, int]], int | None, float | None]
 
+@final
 class AsyncMulti:
     def __new__(
         cls, session: Session, *, concurrency: int = 64, rate_limit: float = 0.0
     ) -> AsyncMulti: ...
-    def add(self, items: Sequence[tuple[int, bytes]], delay: float = 0.0, /) -> Report: ...
-    def socket_action(self, fd: int, events: int, /) -> Report: ...
-    def cancel(self, key: int, /) -> Report: ...
+    def add(self, items: Sequence[tuple[int, bytes]], delay: float = 0.0, /) -> _Report: ...
+    def socket_action(self, fd: int, events: int, /) -> _Report: ...
+    def cancel(self, key: int, /) -> _Report: ...
     def close(self) -> None: ...
     @property
     def pending(self) -> int: ...

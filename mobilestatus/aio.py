@@ -107,7 +107,7 @@ class _LoopDriver:
 
     # -- libcurl <-> loop ---------------------------------------------------
 
-    def _apply(self, report: _core.Report) -> None:
+    def _apply(self, report: _core._Report) -> None:
         done, changes, timer_ms, wake_in = report
         for fd, what in changes:
             self._watch(fd, what)

@@ -15,7 +15,6 @@ __version__ = "0.1.0"
 
 from ._types import BatchResult, CheckResult, Outcome
 from .client import Client, RetryPolicy
-from .aio import AsyncClient
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -67,3 +66,17 @@ __all__ = [
     "mask",
     "normalize",
 ]
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .aio import AsyncClient
+else:
+
+    def __getattr__(name: str) -> object:
+        # asyncio costs ~25 ms to import: only code that uses the
+        # AsyncClient pays for it.
+        if name == "AsyncClient":
+            from .aio import AsyncClient
+
+            return AsyncClient
+        raise AttributeError(f"module 'mobilestatus' has no attribute {name!r}")

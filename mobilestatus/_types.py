@@ -1,38 +1,121 @@
-"""Result types: one checked number, and the outcomes of a batch."""
+"""Result types: one checked number, and the outcomes of a batch.
+
+Written by hand rather than with ``dataclasses`` and ``typing`` at run
+time: both cost more to import (~13 ms) than the whole rest of the package,
+and ``import mobilestatus`` is paid by every web worker and notebook.
+"""
 
 from __future__ import annotations
 
 import collections
-import dataclasses
-from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union, overload
+from collections.abc import Sequence
 
 from .errors import MobileStatusError
 from .status import Carrier, Status
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any, overload
+
     import pandas
 
 __all__ = ["CheckResult", "Outcome", "BatchResult"]
 
+_FIELDS = (
+    "number",
+    "status",
+    "raw_status",
+    "carrier",
+    "province",
+    "city",
+    "order_no",
+    "request_id",
+    "message",
+)
 
-@dataclasses.dataclass(frozen=True, slots=True)
+
 class CheckResult:
-    """The upstream's answer for one number.
+    """The upstream's answer for one number (immutable, hashable).
 
     ``raw_status`` is ``data.result`` exactly as sent (a string), kept so
     that an UNKNOWN status can still be read; ``order_no`` stays a string
     (21 digits do not survive a float).
     """
 
+    __slots__ = _FIELDS
+    __match_args__ = (
+        "number",
+        "status",
+        "raw_status",
+        "carrier",
+        "province",
+        "city",
+        "order_no",
+        "request_id",
+        "message",
+    )
+
     number: str
     status: Status
     raw_status: str
     carrier: Carrier
-    province: str | None = None
-    city: str | None = None
-    order_no: str | None = None
-    request_id: str | None = None
-    message: str | None = None
+    province: str | None
+    city: str | None
+    order_no: str | None
+    request_id: str | None
+    message: str | None
+
+    def __init__(
+        self,
+        number: str,
+        status: Status,
+        raw_status: str,
+        carrier: Carrier,
+        province: str | None = None,
+        city: str | None = None,
+        order_no: str | None = None,
+        request_id: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "number", number)
+        init(self, "status", status)
+        init(self, "raw_status", raw_status)
+        init(self, "carrier", carrier)
+        init(self, "province", province)
+        init(self, "city", city)
+        init(self, "order_no", order_no)
+        init(self, "request_id", request_id)
+        init(self, "message", message)
+
+    def _astuple(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"CheckResult is immutable: cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"CheckResult is immutable: cannot delete {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckResult):
+            return NotImplemented
+        return self._astuple() == other._astuple()
+
+    def __hash__(self) -> int:
+        return hash(self._astuple())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in _FIELDS)
+        return f"CheckResult({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CheckResult, self._astuple())
+
+    def asdict(self) -> dict[str, Any]:
+        """The fields as a dict (enums kept as members)."""
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @property
     def ok(self) -> bool:
@@ -40,7 +123,7 @@ class CheckResult:
         return True
 
 
-Outcome = Union[CheckResult, MobileStatusError]
+Outcome = CheckResult | MobileStatusError
 
 
 class BatchResult(Sequence[Outcome]):
@@ -57,11 +140,13 @@ class BatchResult(Sequence[Outcome]):
         #: HTTP requests spent on the batch, retries included.
         self.calls = calls
 
-    @overload
-    def __getitem__(self, index: int) -> Outcome: ...
+    if TYPE_CHECKING:
 
-    @overload
-    def __getitem__(self, index: slice) -> list[Outcome]: ...
+        @overload
+        def __getitem__(self, index: int) -> Outcome: ...
+
+        @overload
+        def __getitem__(self, index: slice) -> list[Outcome]: ...
 
     def __getitem__(self, index: int | slice) -> Outcome | list[Outcome]:
         return self._outcomes[index]

@@ -12,19 +12,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
-import logging
 import os
 from typing import Any, AsyncIterator, Callable, Iterable
 
 from . import _core, errors
+from ._log import logger
 from ._types import BatchResult, CheckResult, Outcome
-from .client import ProgressCallback, RetryPolicy, _Endpoint, _retry_policy
+from .client import RetryPolicy, _Endpoint, _retry_policy
 from .numbers import mask, normalize
 from .providers import kuaizheng
 
 __all__ = ["AsyncClient"]
 
-logger = logging.getLogger("mobilestatus")
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .client import ProgressCallback
 
 _Done = tuple[Any, bool]
 
@@ -278,7 +280,7 @@ class AsyncClient:
             next_delay = self.retry.delay(outcome, retries)
             if next_delay is None:
                 return outcome
-            logger.info(
+            logger().info(
                 "retrying %s in %.2fs after %s (retry %d)",
                 mask(number), next_delay, type(outcome).__name__, retries + 1,
             )

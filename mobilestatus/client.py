@@ -3,27 +3,29 @@ policy, single checks and batches."""
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 import os
-import random
 import sys
 import threading
 import time
-import urllib.parse
 import weakref
-from typing import Any, Callable, Iterable, Iterator, Sized
 
-from . import _core, errors
+from . import errors
+from ._log import logger
 from ._types import BatchResult, CheckResult, Outcome
 from .numbers import mask, normalize
 from .providers import kuaizheng
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from typing import Any
+
+    from . import _core
+
 __all__ = ["Client", "RetryPolicy"]
 
-logger = logging.getLogger("mobilestatus")
-
-ProgressCallback = Callable[[int, "int | None"], None]
+if TYPE_CHECKING:
+    ProgressCallback = Callable[[int, int | None], None]
 
 
 class _Secret:
@@ -89,6 +91,8 @@ class RetryPolicy:
         if retries_done >= self.max_retries:
             return None
         backoff = min(self.max_backoff, self.backoff * 2.0**retries_done)
+        import random  # only when something failed: not at import
+
         backoff *= random.uniform(0.5, 1.0)  # jitter: do not retry in lockstep
         if isinstance(error, (errors.RateLimitError, errors.UpstreamError)):
             if error.retry_after is not None:
@@ -113,6 +117,8 @@ _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host.lower() in _LOOPBACK_NAMES:
         return True
     try:
@@ -122,6 +128,8 @@ def _is_loopback(host: str) -> bool:
 
 
 def _endpoint(base_url: str, allow_insecure: bool) -> str:
+    import urllib.parse
+
     parts = urllib.parse.urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("base_url must be an http:// or https:// URL with a host")
@@ -236,10 +244,17 @@ class _Endpoint:
             "max_response_size": max_response_size,
             "ca_bundle": ca_bundle,
             "proxy": proxy,
-            "user_agent": f"mobilestatus/{_version()} libcurl/{_core.LIBCURL_VERSION}",
         }
 
     def new_session(self) -> _core.Session:
+        # The C core (and libcurl with its TLS library) loads on first use,
+        # not at `import mobilestatus`.
+        from . import _core
+
+        if "user_agent" not in self.session_args:
+            self.session_args["user_agent"] = (
+                f"mobilestatus/{_version()} libcurl/{_core.LIBCURL_VERSION}"
+            )
         return _core.Session(
             self.url,
             kuaizheng.request_headers(self.appcode.reveal()),
@@ -344,7 +359,7 @@ class Client:
             delay = self.retry.delay(outcome, retries)
             if delay is None:
                 raise outcome
-            logger.info(
+            logger().info(
                 "retrying %s in %.2fs after %s (retry %d)",
                 mask(normalized), delay, type(outcome).__name__, retries + 1,
             )
@@ -362,7 +377,7 @@ class Client:
         finally:
             self._pool.release(session)
         if isinstance(outcome, errors.MobileStatusError):
-            logger.debug("check %s failed: %s", mask(number), type(outcome).__name__)
+            logger().debug("check %s failed: %s", mask(number), type(outcome).__name__)
         return outcome
 
     # -- batches -------------------------------------------------------------
@@ -435,10 +450,6 @@ def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _total(numbers: Iterable[object]) -> int | None:
-    return len(numbers) if isinstance(numbers, Sized) else None
 
 
 def _stderr_progress() -> ProgressCallback:

@@ -21,7 +21,10 @@ hold the AppCode: nothing in the package ever passes it to an exception.
 from __future__ import annotations
 
 import builtins
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MobileStatusError",

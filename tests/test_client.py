@@ -362,8 +362,15 @@ def test_module_is_reimportable() -> None:
         assert second is not first
         assert second.Session is not first.Session
         assert second.loads(b'{"a": [1]}') == {"a": [1]}
+        session = second.Session("http://127.0.0.1:1/", [])
+        batch = second.Batch(session)
+        batch.close()
+        with pytest.raises(TypeError):
+            first.Batch(session)  # each module object has its own types
     finally:
+        # The import also rebound the package attribute: restore both.
         sys.modules["mobilestatus._core"] = first
+        ms._core = first  # type: ignore[attr-defined]
 
 
 def test_core_types_refuse_pickling_and_subclassing() -> None:

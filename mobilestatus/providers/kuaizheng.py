@@ -8,8 +8,6 @@ JSON parse, this module gives the answer its meaning.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from .. import errors
 from .._types import CheckResult
 from ..numbers import guess_carrier
@@ -18,8 +16,13 @@ from ..status import Carrier, Status
 DEFAULT_BASE_URL = "https://kzmstatev1.market.alicloudapi.com"
 PATH = "/api-mall/api/mobile_status/check"
 
-#: (status code, headers, body, data): what ``_core.Session.post`` returns.
-Response = tuple[int, Mapping[str, str], bytes, Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    #: (status code, headers, body, data): what ``_core.Session.post`` returns.
+    Response = tuple[int, Mapping[str, str], bytes, Any]
 
 
 def request_headers(appcode: str) -> list[str]:

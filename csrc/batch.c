@@ -12,16 +12,25 @@
  */
 #include "pool.h"
 
+#include <errno.h>
 #include <math.h>
 #include <pythread.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 typedef struct {
     PyObject_HEAD
     PyObject *session; /* keeps the config alive */
     ms_pool pool;
+    int epoll_fd;
+    double timer_at; /* when libcurl wants CURL_SOCKET_TIMEOUT */
     PyThread_type_lock lock;
     int closed;
 } BatchObject;
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata,
+                     void *socketdata);
+static int on_timer(CURLM *multi, long timeout_ms, void *userdata);
 
 static PyObject *
 Batch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -44,6 +53,8 @@ Batch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     }
     self->session = Py_NewRef(session);
+    self->epoll_fd = -1;
+    self->timer_at = INFINITY;
     self->lock = PyThread_allocate_lock();
     if (self->lock == NULL) {
         PyErr_NoMemory();
@@ -52,6 +63,16 @@ Batch_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (ms_pool_init(&self->pool, config, concurrency, rate) < 0) {
         goto error;
     }
+    self->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (self->epoll_fd < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto error;
+    }
+    CURLM *multi = self->pool.multi;
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, self);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, self);
     return (PyObject *)self;
 
 error:
@@ -80,6 +101,9 @@ Batch_dealloc(BatchObject *self)
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     ms_pool_release(&self->pool);
+    if (self->epoll_fd >= 0) {
+        close(self->epoll_fd);
+    }
     if (self->lock != NULL) {
         PyThread_free_lock(self->lock);
     }
@@ -105,24 +129,67 @@ typedef struct {
     Py_ssize_t low_water;
 } run_limits;
 
-/* The GIL-free loop.  Returns the CURLMcode that stopped it, CURLM_OK
- * when it returned because of time, idleness or a refill request. */
-static CURLMcode
-run_loop(ms_pool *pool, const run_limits *limits)
+/* libcurl's socket callback: mirror the sockets it wants watched into our
+ * epoll set.  Runs inside curl_multi_socket_action, without the GIL. */
+static int
+on_socket(CURL *easy, curl_socket_t fd, int what, void *userdata,
+          void *socketdata)
 {
+    BatchObject *self = userdata;
+    if (what == CURL_POLL_REMOVE) {
+        /* The socket may already be closed, which removed it. */
+        epoll_ctl(self->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+        return 0;
+    }
+    struct epoll_event event = {0};
+    event.data.fd = fd;
+    event.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0) |
+                   ((what & CURL_POLL_OUT) ? EPOLLOUT : 0);
+    if (epoll_ctl(self->epoll_fd, EPOLL_CTL_MOD, fd, &event) < 0) {
+        if (errno != ENOENT ||
+            epoll_ctl(self->epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+on_timer(CURLM *multi, long timeout_ms, void *userdata)
+{
+    BatchObject *self = userdata;
+    self->timer_at =
+        timeout_ms < 0 ? INFINITY : ms_monotonic() + timeout_ms / 1000.0;
+    return 0;
+}
+
+/* The GIL-free loop, on libcurl's socket interface: each wake-up costs
+ * the sockets that are ready, not every transfer in flight (which is what
+ * curl_multi_perform walks, and what made 256 in flight CPU-bound).
+ * Returns the CURLMcode that stopped it, CURLM_OK when it returned because
+ * of time, idleness or a refill request. */
+static CURLMcode
+run_loop(BatchObject *self, const run_limits *limits)
+{
+    ms_pool *pool = &self->pool;
     double started = ms_monotonic();
     double deadline = started + limits->max_wait;
     CURLMcode rc = CURLM_OK;
+    struct epoll_event events[64];
+    int running;
     for (;;) {
         double now = ms_monotonic();
         double wait_until = deadline;
         if (ms_pool_start(pool, now, &wait_until, &rc) < 0) {
             return rc;
         }
-        int running;
-        rc = curl_multi_perform(pool->multi, &running);
-        if (rc != CURLM_OK) {
-            return rc;
+        if (self->timer_at <= now) {
+            self->timer_at = INFINITY;
+            rc = curl_multi_socket_action(pool->multi, CURL_SOCKET_TIMEOUT,
+                                          0, &running);
+            if (rc != CURLM_OK) {
+                return rc;
+            }
         }
         ms_pool_collect(pool);
         if (pool->out_of_memory) {
@@ -142,16 +209,30 @@ run_loop(ms_pool *pool, const run_limits *limits)
         if (limits->low_water > 0 && pool->queued < limits->low_water) {
             return CURLM_OK;
         }
-        double wait = wait_until - now;
+        double wake = wait_until < self->timer_at ? wait_until
+                                                  : self->timer_at;
         if (pool->done_count > 0 &&
-            started + limits->flush_interval - now < wait) {
-            wait = started + limits->flush_interval - now;
+            started + limits->flush_interval < wake) {
+            wake = started + limits->flush_interval;
         }
+        double wait = wake - now;
         int timeout_ms = wait > 0 ? (int)ceil(wait * 1000.0) : 0;
-        /* curl_multi_poll also wakes for libcurl's own timers. */
-        rc = curl_multi_poll(pool->multi, NULL, 0, timeout_ms, NULL);
-        if (rc != CURLM_OK) {
-            return rc;
+        int ready = epoll_wait(self->epoll_fd, events, 64, timeout_ms);
+        if (ready < 0 && errno != EINTR) {
+            return CURLM_INTERNAL_ERROR;
+        }
+        for (int i = 0; i < ready; i++) {
+            int mask = ((events[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                       ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT
+                                                      : 0) |
+                       ((events[i].events & (EPOLLERR | EPOLLHUP))
+                            ? CURL_CSELECT_ERR
+                            : 0);
+            rc = curl_multi_socket_action(pool->multi, events[i].data.fd,
+                                          mask, &running);
+            if (rc != CURLM_OK) {
+                return rc;
+            }
         }
     }
 }
@@ -230,7 +311,7 @@ Batch_run(BatchObject *self, PyObject *args, PyObject *kwargs)
     }
     CURLMcode rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = run_loop(&self->pool, &limits);
+    rc = run_loop(self, &limits);
     Py_END_ALLOW_THREADS
 
     PyObject *result = NULL;
@@ -288,6 +369,8 @@ Batch_close(BatchObject *self, PyObject *Py_UNUSED(ignored))
     if (!self->closed) {
         self->closed = 1;
         ms_pool_release(&self->pool);
+        close(self->epoll_fd);
+        self->epoll_fd = -1;
     }
     PyThread_release_lock(self->lock);
     Py_RETURN_NONE;

@@ -130,62 +130,42 @@ class QuotaExceededError(GatewayError):
     """The purchased package is used up, expired or the account is in arrears."""
 
 
-class RateLimitError(GatewayError):
+class _RetryLater(GatewayError):
+    """A gateway refusal that a later call may get past; ``retry_after``
+    is the answer's ``Retry-After`` in seconds, if it sent one."""
+
+    retryable = True
+    retry_after: float | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        http_status: int = 0,
+        error_message: str | None = None,
+        error_code: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            http_status=http_status,
+            error_message=error_message,
+            error_code=error_code,
+            request_id=request_id,
+        )
+        self.retry_after = retry_after
+
+    def _state(self) -> dict[str, Any]:
+        return {**super()._state(), "retry_after": self.retry_after}
+
+
+class RateLimitError(_RetryLater):
     """The gateway throttled the call (``Throttled by … Flow Control``)."""
 
-    retryable = True
-    retry_after: float | None
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        http_status: int = 0,
-        error_message: str | None = None,
-        error_code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            http_status=http_status,
-            error_message=error_message,
-            error_code=error_code,
-            request_id=request_id,
-        )
-        self.retry_after = retry_after
-
-    def _state(self) -> dict[str, Any]:
-        return {**super()._state(), "retry_after": self.retry_after}
-
-
-class UpstreamError(GatewayError):
+class UpstreamError(_RetryLater):
     """The gateway or the vendor's backend failed (HTTP 5xx); retry later."""
-
-    retryable = True
-    retry_after: float | None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after: float | None = None,
-        http_status: int = 0,
-        error_message: str | None = None,
-        error_code: str | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            http_status=http_status,
-            error_message=error_message,
-            error_code=error_code,
-            request_id=request_id,
-        )
-        self.retry_after = retry_after
-
-    def _state(self) -> dict[str, Any]:
-        return {**super()._state(), "retry_after": self.retry_after}
 
 
 class ApiError(MobileStatusError):

@@ -223,7 +223,10 @@ class AsyncClient:
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<mobilestatus.AsyncClient base_url={self.base_url!r} timeout={self.timeout}>"
+        # getattr: also for an instance whose __init__ raised (reprs of frame
+        # locals in tracebacks and error reporters).
+        base_url, timeout = getattr(self, "base_url", None), getattr(self, "timeout", None)
+        return f"<mobilestatus.AsyncClient base_url={base_url!r} timeout={timeout}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("an AsyncClient holds credentials and connections")

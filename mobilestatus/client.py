@@ -325,7 +325,10 @@ class Client:
         self._pool = _SessionPool(self._endpoint.new_session, pool_size)
 
     def __repr__(self) -> str:
-        return f"<mobilestatus.Client base_url={self.base_url!r} timeout={self.timeout}>"
+        # getattr: also for an instance whose __init__ raised (reprs of frame
+        # locals in tracebacks and error reporters).
+        base_url, timeout = getattr(self, "base_url", None), getattr(self, "timeout", None)
+        return f"<mobilestatus.Client base_url={base_url!r} timeout={timeout}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a Client holds credentials and connections; create one per process")

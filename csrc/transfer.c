@@ -4,6 +4,7 @@
  */
 #include "transfer.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -160,6 +161,35 @@ on_header(char *data, size_t size, size_t count, void *userdata)
     return n;
 }
 
+/* The request body reaches libcurl through a read callback instead of
+ * POSTFIELDS, only so that on_rewind can refuse to send it twice. */
+static size_t
+on_read(char *buffer, size_t size, size_t count, void *userdata)
+{
+    ms_transfer *transfer = userdata;
+    size_t left = transfer->body_to_send_len - transfer->body_offset;
+    size_t n = size * count < left ? size * count : left;
+    memcpy(buffer, transfer->body_to_send + transfer->body_offset, n);
+    transfer->body_offset += n;
+    return n;
+}
+
+/* libcurl rewinds the body to send the request again on a fresh
+ * connection when a reused one died without an answer -- even after the
+ * server had read it.  The upstream may then answer (and bill) both, so a
+ * body that has left is never rewound: the transfer fails with
+ * CURLE_SEND_FAIL_REWIND, reported as may_be_billed, and whether to try
+ * again is the retry policy's decision, not libcurl's. */
+static int
+on_rewind(void *userdata, curl_off_t offset, int origin)
+{
+    ms_transfer *transfer = userdata;
+    if (origin == SEEK_SET && offset == 0 && transfer->body_offset == 0) {
+        return CURL_SEEKFUNC_OK;
+    }
+    return CURL_SEEKFUNC_FAIL;
+}
+
 /* Socket callbacks: libcurl opens and closes every socket through us, so
  * the handle knows its descriptors and a forked child can close its
  * copies without letting libcurl speak on them. */
@@ -246,8 +276,17 @@ ms_transfer_init(ms_transfer *transfer, const ms_config *config,
         SETOPT(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
         SETOPT(CURLOPT_CLOSESOCKETDATA, transfer);
     }
+    SETOPT(CURLOPT_READFUNCTION, on_read);
+    SETOPT(CURLOPT_READDATA, transfer);
+    SETOPT(CURLOPT_SEEKFUNCTION, on_rewind);
+    SETOPT(CURLOPT_SEEKDATA, transfer);
     SETOPT(CURLOPT_ERRORBUFFER, transfer->errbuf);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
+    /* A connection idle longer than a server's keep-alive timeout is the
+     * one that dies just as it is reused, failing a request that may have
+     * been read (see on_rewind); reconnecting after 10 s idle is cheaper
+     * than that. */
+    SETOPT(CURLOPT_MAXAGE_CONN, 10L);
     SETOPT(CURLOPT_TCP_NODELAY, 1L);
     SETOPT(CURLOPT_SSL_VERIFYPEER, 1L);
     SETOPT(CURLOPT_SSL_VERIFYHOST, 2L);
@@ -276,11 +315,11 @@ ms_transfer_prepare(ms_transfer *transfer, char *body, size_t len)
     free(transfer->body_to_send);
     transfer->body_to_send = body;
     transfer->body_to_send_len = len;
-    /* POSTFIELDS does not copy: the buffer lives until the next prepare
-     * or release, past every retry of this exchange. */
+    transfer->body_offset = 0;
+    /* A known size gives a Content-Length (no chunked encoding); the body
+     * itself goes through on_read. */
     curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDSIZE_LARGE,
                      (curl_off_t)len);
-    curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDS, body);
 }
 
 void

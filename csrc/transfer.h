@@ -62,6 +62,7 @@ typedef struct ms_transfer {
     char errbuf[CURL_ERROR_SIZE];
     char *body_to_send; /* owned, malloc */
     size_t body_to_send_len;
+    size_t body_offset; /* how much of it libcurl has read */
 
     /* Filled while the transfer runs (no GIL). */
     long http_status;

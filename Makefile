@@ -1,7 +1,7 @@
 # Two commands set everything up on a fresh machine and are safe to re-run:
 #   make demo   a real check through the CLI against the embedded sandbox
 #   make test   the whole suite (C extension, typing, sandbox, batches)
-# Others: make build, make sanitize, make fuzz, make bench, make clean.
+# Others: make build, make sanitize, make leaks, make fuzz, make bench, make clean.
 
 PYTHON ?= python3
 VENV   := .venv

@@ -446,7 +446,6 @@ void
 ms_transfer_move_response(ms_transfer *dst, ms_transfer *src)
 {
     dst->index = src->index;
-    dst->attempts = src->attempts;
     dst->result = src->result;
     dst->http_status = src->http_status;
     dst->connected = src->connected;

@@ -78,10 +78,9 @@ typedef struct ms_transfer {
     ms_json_error parse_error;
     int parse_failed;
 
-    /* Batch bookkeeping (unused by session.c). */
+    /* Batch bookkeeping (unused by session.c): the caller's key, and the
+     * link of the finished list in pool.c. */
     Py_ssize_t index;
-    int attempts;
-    double not_before; /* monotonic seconds: retry backoff */
     struct ms_transfer *next;
 } ms_transfer;
 

@@ -94,7 +94,7 @@ class RetryPolicy:
         import random  # only when something failed: not at import
 
         backoff *= random.uniform(0.5, 1.0)  # jitter: do not retry in lockstep
-        if isinstance(error, (errors.RateLimitError, errors.UpstreamError)):
+        if isinstance(error, errors._RetryLater):  # throttles and 5xx
             if error.retry_after is not None:
                 if error.retry_after > self.max_backoff:
                     return None  # the upstream asks for longer than we wait

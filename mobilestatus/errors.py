@@ -97,8 +97,6 @@ class GatewayError(MobileStatusError):
     ``X-Ca-Error-Message`` and ``X-Ca-Error-Code`` headers.
     """
 
-    retryable = False
-
     def __init__(
         self,
         message: str,
@@ -134,7 +132,6 @@ class _RetryLater(GatewayError):
     """A gateway refusal that a later call may get past; ``retry_after``
     is the answer's ``Retry-After`` in seconds, if it sent one."""
 
-    retryable = True
     retry_after: float | None
 
     def __init__(

@@ -158,14 +158,54 @@ ms_pool_init(ms_pool *pool, const ms_config *config, int concurrency,
     return 0;
 }
 
-int
-ms_pool_submit(ms_pool *pool, PyObject *items, double delay)
+void
+ms_pending_list_free(ms_pending_list *list)
 {
+    free_pending_list(list->head);
+    list->head = list->tail = NULL;
+    list->count = 0;
+}
+
+static void
+pending_list_append(ms_pending_list *list, ms_pending *entry)
+{
+    if (list->tail != NULL) {
+        list->tail->next = entry;
+    }
+    else {
+        list->head = entry;
+    }
+    list->tail = entry;
+    list->count++;
+}
+
+void
+ms_pending_list_splice(ms_pending_list *into, ms_pending_list *from)
+{
+    if (from->head == NULL) {
+        return;
+    }
+    if (into->tail != NULL) {
+        into->tail->next = from->head;
+    }
+    else {
+        into->head = from->head;
+    }
+    into->tail = from->tail;
+    into->count += from->count;
+    from->head = from->tail = NULL;
+    from->count = 0;
+}
+
+int
+ms_pending_parse(PyObject *items, double delay, ms_pending_list *out)
+{
+    out->head = out->tail = NULL;
+    out->count = 0;
     PyObject *seq = PySequence_Fast(items, "items must be a sequence");
     if (seq == NULL) {
         return -1;
     }
-    ms_pending *head = NULL, *last = NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
     double not_before = delay > 0.0 ? ms_monotonic() + delay : 0.0;
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -204,39 +244,49 @@ ms_pool_submit(ms_pool *pool, PyObject *items, double delay)
         entry->len = (size_t)len;
         entry->not_before = not_before;
         entry->next = NULL;
-        if (last != NULL) {
-            last->next = entry;
-        }
-        else {
-            head = entry;
-        }
-        last = entry;
+        pending_list_append(out, entry);
     }
     Py_DECREF(seq);
-    if (head == NULL) {
-        return 0;
-    }
-    if (delay > 0.0) {
-        last->next = pool->delayed;
-        pool->delayed = head;
-        pool->delayed_count += count;
-    }
-    else {
-        if (pool->queue_tail != NULL) {
-            pool->queue_tail->next = head;
-        }
-        else {
-            pool->queue_head = head;
-        }
-        pool->queue_tail = last;
-        pool->queued += count;
-    }
     return 0;
 
 error:
     Py_DECREF(seq);
-    free_pending_list(head);
+    ms_pending_list_free(out);
     return -1;
+}
+
+void
+ms_pool_enqueue(ms_pool *pool, ms_pending_list *list, int delayed)
+{
+    if (list->head == NULL) {
+        return;
+    }
+    if (delayed) {
+        /* Retries are few and searched by time: order does not matter. */
+        list->tail->next = pool->delayed;
+        pool->delayed = list->head;
+        pool->delayed_count += list->count;
+        list->head = list->tail = NULL;
+        list->count = 0;
+        return;
+    }
+    ms_pending_list queue = {pool->queue_head, pool->queue_tail,
+                             pool->queued};
+    ms_pending_list_splice(&queue, list);
+    pool->queue_head = queue.head;
+    pool->queue_tail = queue.tail;
+    pool->queued = queue.count;
+}
+
+int
+ms_pool_submit(ms_pool *pool, PyObject *items, double delay)
+{
+    ms_pending_list list;
+    if (ms_pending_parse(items, delay, &list) < 0) {
+        return -1;
+    }
+    ms_pool_enqueue(pool, &list, delay > 0.0);
+    return 0;
 }
 
 /* Whether the rate limit lets a call start now; if not, *wait_until says
@@ -412,13 +462,27 @@ ms_pool_cancel(ms_pool *pool, Py_ssize_t key)
     return 0;
 }
 
-PyObject *
-ms_pool_take_done(ms_pool *pool, ms_state *state)
+ms_transfer *
+ms_pool_detach_done(ms_pool *pool, ms_transfer **tail, Py_ssize_t *count)
 {
-    PyObject *list = PyList_New(0);
-    ms_transfer *shell = pool->done_head;
+    ms_transfer *head = pool->done_head;
+    *tail = pool->done_tail;
+    *count = pool->done_count;
     pool->done_head = pool->done_tail = NULL;
     pool->done_count = 0;
+    return head;
+}
+
+void
+ms_done_list_free(ms_transfer *head)
+{
+    free_done_list(head);
+}
+
+PyObject *
+ms_done_list_to_python(ms_transfer *shell, ms_state *state)
+{
+    PyObject *list = PyList_New(0);
     while (shell != NULL && list != NULL) {
         int is_error;
         PyObject *outcome = ms_transfer_outcome(state, shell, &is_error);
@@ -438,4 +502,13 @@ ms_pool_take_done(ms_pool *pool, ms_state *state)
     }
     free_done_list(shell);
     return list;
+}
+
+PyObject *
+ms_pool_take_done(ms_pool *pool, ms_state *state)
+{
+    ms_transfer *tail;
+    Py_ssize_t count;
+    return ms_done_list_to_python(ms_pool_detach_done(pool, &tail, &count),
+                                  state);
 }

@@ -18,6 +18,12 @@ typedef struct ms_pending {
 } ms_pending;
 
 typedef struct {
+    ms_pending *head;
+    ms_pending *tail;
+    Py_ssize_t count;
+} ms_pending_list;
+
+typedef struct {
     CURLM *multi;
     const ms_config *config;
     ms_transfer *slots;
@@ -63,6 +69,14 @@ void ms_pool_abort(ms_pool *pool);
  * > 0, to the retries).  All or nothing.  GIL held; -1 with exception. */
 int ms_pool_submit(ms_pool *pool, PyObject *items, double delay);
 
+/* The two halves of ms_pool_submit, for a pool driven by another thread:
+ * parsing needs the GIL, enqueueing only the pool (the list is emptied;
+ * delayed: it goes to the retries). */
+int ms_pending_parse(PyObject *items, double delay, ms_pending_list *out);
+void ms_pool_enqueue(ms_pool *pool, ms_pending_list *list, int delayed);
+void ms_pending_list_splice(ms_pending_list *into, ms_pending_list *from);
+void ms_pending_list_free(ms_pending_list *list);
+
 /* Starts ready work in free slots; *wait_until is lowered to when more
  * could start.  -1 with *error set on a multi error.  No GIL. */
 int ms_pool_start(ms_pool *pool, double now, double *wait_until,
@@ -79,6 +93,13 @@ int ms_pool_cancel(ms_pool *pool, Py_ssize_t key);
 /* [(key, outcome, is_error), ...] for the done list, which is emptied.
  * GIL held; NULL with an exception (the list is freed either way). */
 PyObject *ms_pool_take_done(ms_pool *pool, ms_state *state);
+
+/* Its two halves: detaching the done list needs only the pool; turning a
+ * detached list into Python (which frees it) needs the GIL. */
+ms_transfer *ms_pool_detach_done(ms_pool *pool, ms_transfer **tail,
+                                 Py_ssize_t *count);
+PyObject *ms_done_list_to_python(ms_transfer *head, ms_state *state);
+void ms_done_list_free(ms_transfer *head);
 
 Py_ssize_t ms_pool_in_flight(const ms_pool *pool);
 int ms_pool_idle(const ms_pool *pool);

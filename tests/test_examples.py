@@ -1,14 +1,17 @@
 """The framework examples in examples/, run against the sandbox.
 
-Flask and Django go through their own test clients; the bare WSGI app runs
-under a real gunicorn (``--preload -w 3``), so the Client it creates at
-import in the master is inherited by three forked workers.  Settings reach
-every example the way they would in production: through the environment
-(MOBILESTATUS_APPCODE, MOBILESTATUS_BASE_URL, MOBILESTATUS_MAX_RETRIES).
+Flask and Django go through their own test clients, FastAPI through
+Starlette's TestClient (entered, so the app's lifespan opens and closes its
+AsyncClient); the bare WSGI app runs under a real gunicorn (``--preload
+-w 3``), so the Client it creates at import in the master is inherited by
+three forked workers.  Settings reach every example the way they would in
+production: through the environment (MOBILESTATUS_APPCODE,
+MOBILESTATUS_BASE_URL, MOBILESTATUS_MAX_RETRIES).
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -25,6 +28,8 @@ from urllib.parse import quote
 
 import pytest
 
+import mobilestatus as ms
+from mobilestatus import Status
 from mobilestatus.sandbox import SCENARIOS, Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -219,6 +224,153 @@ def test_django_override_settings_replaces_the_client(django_client: Any, sb: Sa
     assert sb.total == 2
 
 
+# -- FastAPI -------------------------------------------------------------
+
+
+@pytest.fixture
+def fastapi_client(sb: Sandbox) -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    from examples.fastapi_app.main import app
+
+    # Entering the TestClient runs the lifespan, which reads the environment
+    # set by ``sb`` and opens the AsyncClient; leaving it closes the client.
+    with TestClient(app) as client:
+        yield client
+
+
+def test_fastapi_check(fastapi_client: Any, sb: Sandbox) -> None:
+    response = fastapi_client.get(f"/check/{NORMAL}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert_normal(response.json())
+    assert response.json()["status_label"] == Status.NORMAL.label_en
+    assert sb.appcode not in response.text
+    assert sb.count(NORMAL) == 1
+
+    # Any accepted spelling of the number, URL-encoded; the last digit
+    # picks the status (5: suspended, 9: powered off).
+    for spelling, number, status in [
+        ("+86 138-0013-8005", SUSPENDED, "SUSPENDED"),
+        ("008613800138009", SCENARIOS["powered_off"], "POWERED_OFF"),
+    ]:
+        response = fastapi_client.get("/check/" + quote(spelling))
+        assert response.status_code == 200, response.text
+        assert response.json()["number"] == number
+        assert response.json()["status"] == status
+        assert sb.appcode not in response.text
+        assert sb.count(number) == 1
+    assert sb.total == 3
+
+
+@pytest.mark.parametrize(
+    ("number", "http_status", "error"),
+    [
+        ("12345", 400, "InvalidNumberError"),
+        ("23800138000", 400, "InvalidNumberError"),
+        (SCENARIOS["throttled_user"], 429, "RateLimitError"),
+        (SCENARIOS["quota_exhausted"], 502, "QuotaExceededError"),
+        (SCENARIOS["invalid_appcode"], 502, "AuthenticationError"),
+        (SCENARIOS["internal_error"], 502, "UpstreamError"),
+        (SCENARIOS["bad_gateway_html"], 502, "UpstreamError"),
+        (SCENARIOS["business_error"], 502, "ApiError"),
+    ],
+)
+def test_fastapi_error_mapping(fastapi_client: Any, sb: Sandbox, number: str,
+                               http_status: int, error: str) -> None:
+    response = fastapi_client.get(f"/check/{number}")
+    assert response.status_code == http_status
+    payload = response.json()
+    assert payload["error"] == error
+    assert payload["message"]
+    assert sb.appcode not in response.text
+    # An invalid number is refused before any call is made (and billed).
+    assert sb.total == (0 if http_status == 400 else 1)
+    if http_status == 400:
+        assert sb.connections == 0
+
+
+def test_fastapi_rate_limit_passes_retry_after_on(fastapi_client: Any, sb: Sandbox) -> None:
+    response = fastapi_client.get(f"/check/{SCENARIOS['too_many_requests']}")
+    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"] == "RateLimitError"
+    assert sb.appcode not in response.text
+
+
+def test_fastapi_requests_share_one_client_on_the_loop(
+        sb: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests from 8 threads run at once on the TestClient's event loop,
+    all through the one AsyncClient the lifespan opened."""
+    from starlette.testclient import TestClient
+
+    from examples.fastapi_app.main import app
+
+    # 50 ms per answer, so the requests overlap on the loop.
+    monkeypatch.setenv("MOBILESTATUS_BASE_URL", sb.url(latency=0.05))
+    failures: list[BaseException] = []
+
+    with TestClient(app) as client:
+        def worker(t: int) -> None:
+            try:
+                for i in range(5):
+                    number = f"1861{t:03d}{i:04d}"
+                    response = client.get(f"/check/{number}")
+                    assert response.status_code == 200, response.text
+                    assert response.json()["number"] == number
+            except BaseException as error:
+                failures.append(error)
+
+        threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not any(thread.is_alive() for thread in threads)
+    assert not failures, failures[:3]
+    assert sb.total == 8 * 5
+    assert 1 <= sb.connections <= 8
+
+
+def test_fastapi_lifespan_closes_the_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leaving the TestClient ends the lifespan, which closes the AsyncClient
+    and with it every connection to the API."""
+    from starlette.testclient import TestClient
+
+    from examples.fastapi_app.main import app
+
+    # A sandbox of its own: the shared one still holds the module-scoped
+    # Django client's kept-alive connection.
+    with Sandbox() as fresh:
+        monkeypatch.setenv("MOBILESTATUS_APPCODE", fresh.appcode)
+        monkeypatch.setenv("MOBILESTATUS_BASE_URL", fresh.base_url)
+        monkeypatch.setenv("MOBILESTATUS_MAX_RETRIES", "0")
+        with TestClient(app) as client:
+            opened: ms.AsyncClient = app.state.mobilestatus
+            for _ in range(3):
+                response = client.get(f"/check/{NORMAL}")
+                assert response.status_code == 200
+                assert fresh.appcode not in response.text
+            # One kept-alive connection, reused and still open.
+            assert fresh.connections == 1
+            assert fresh.open_connections == 1
+
+        deadline = time.monotonic() + 5
+        while fresh.open_connections and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert fresh.open_connections == 0
+        assert fresh.total == 3
+        with pytest.raises(RuntimeError, match="closed"):
+            asyncio.run(opened.check(NORMAL))
+
+        # A second start of the app opens a new client (the lifespan runs
+        # again) against whatever the environment says now.
+        with TestClient(app) as client:
+            assert app.state.mobilestatus is not opened
+            assert client.get(f"/check/{NORMAL}").status_code == 200
+        assert fresh.total == 4
+
+
 # -- gunicorn --preload -w 3 ----------------------------------------------
 
 
@@ -289,6 +441,11 @@ def test_gunicorn_preload_workers_share_the_client_safely(sb: Sandbox, tmp_path:
         )
     try:
         _wait_listening(port, proc, timeout=30)
+        # gunicorn listens before it calls when_ready, so the master's
+        # warm-up check may still be on its way when the port answers.
+        deadline = time.monotonic() + 10
+        while sb.count(warmup) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert sb.count(warmup) == 1 and sb.connections == 1  # the master's
 
         numbers = [f"1381234{i:04d}" for i in range(1, 29)]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -27,3 +28,19 @@ def client(sandbox: Sandbox) -> Iterator[ms.Client]:
         retry=ms.RetryPolicy(2, backoff=0.01, max_backoff=2.0),
     ) as c:
         yield c
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt for this test, as in a terminal.
+
+    A suite started in the background by a non-interactive shell (``make
+    sanitize &``) inherits SIGINT ignored, and Python then keeps ignoring
+    it; the Ctrl-C tests would prove nothing there.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+

@@ -874,7 +874,10 @@ def test_pytest_plugin_marker(mobilestatus_sandbox: Sandbox) -> None:
 
 def test_serve_runs_until_ctrl_c() -> None:
     code = "from mobilestatus.sandbox import serve; serve('127.0.0.1', 0, appcode='cli-code')"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    # SIG_DFL, as in a terminal: a suite started in the background by a
+    # non-interactive shell would hand its ignored SIGINT down.
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()

@@ -170,7 +170,8 @@ Batch_clear(BatchObject *self)
 static int
 in_forked_child(const BatchObject *self)
 {
-    return self->pool.multi != NULL && self->pool.owner_pid != getpid();
+    return self->pool.multi != NULL &&
+           self->pool.owner_generation != ms_process_generation();
 }
 
 static void

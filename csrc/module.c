@@ -2,6 +2,7 @@
  * module state, and libcurl's process-wide setup.
  */
 #include "mobilestatus.h"
+#include "transfer.h"
 
 static struct PyModuleDef core_module;
 
@@ -93,6 +94,10 @@ core_exec(PyObject *module)
     /* Refcounted by libcurl; paired with curl_global_cleanup in m_free.
      * The version check above guarantees 7.84+, where it is thread-safe
      * when the threadsafe feature is present. */
+    if (ms_fork_tracking_init() < 0) {
+        PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
+        return -1;
+    }
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         PyErr_SetString(PyExc_ImportError, "curl_global_init failed");
         return -1;

@@ -74,7 +74,8 @@ ms_pool_abort(ms_pool *pool)
 void
 ms_pool_release(ms_pool *pool)
 {
-    if (pool->multi != NULL && pool->owner_pid != getpid()) {
+    if (pool->multi != NULL &&
+        pool->owner_generation != ms_process_generation()) {
         /* A forked child: cleaning up would let libcurl shut down the
          * parent's connections (a TLS close_notify on a shared socket).
          * The handles and the child's copies of the sockets are leaked,
@@ -120,7 +121,7 @@ ms_pool_init(ms_pool *pool, const ms_config *config, int concurrency,
         return -1;
     }
     pool->config = config;
-    pool->owner_pid = getpid();
+    pool->owner_generation = ms_process_generation();
     pool->rate = rate;
     pool->last_start = -INFINITY;
     pool->multi = curl_multi_init();

@@ -51,7 +51,7 @@ typedef struct {
     double last_start;
 
     int out_of_memory;
-    pid_t owner_pid;
+    unsigned long owner_generation; /* see ms_process_generation */
 } ms_pool;
 
 /* GIL held; 0, or -1 with an exception set (call ms_pool_release). */

@@ -4,6 +4,8 @@
  */
 #include "transfer.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,33 +163,25 @@ on_header(char *data, size_t size, size_t count, void *userdata)
     return n;
 }
 
-/* The request body reaches libcurl through a read callback instead of
- * POSTFIELDS, only so that on_rewind can refuse to send it twice. */
-static size_t
-on_read(char *buffer, size_t size, size_t count, void *userdata)
-{
-    ms_transfer *transfer = userdata;
-    size_t left = transfer->body_to_send_len - transfer->body_offset;
-    size_t n = size * count < left ? size * count : left;
-    memcpy(buffer, transfer->body_to_send + transfer->body_offset, n);
-    transfer->body_offset += n;
-    return n;
-}
-
-/* libcurl rewinds the body to send the request again on a fresh
- * connection when a reused one died without an answer -- even after the
- * server had read it.  The upstream may then answer (and bill) both, so a
- * body that has left is never rewound: the transfer fails with
- * CURLE_SEND_FAIL_REWIND, reported as may_be_billed, and whether to try
- * again is the retry policy's decision, not libcurl's. */
+/* libcurl sends a request again on a fresh connection, by itself, when a
+ * reused one died before any answer came -- even after the server had
+ * read it (lib/transfer.c Curl_retry_request).  The upstream may then
+ * answer, and bill, both.  libcurl calls this just before each request it
+ * sends, so a second call within one transfer is that silent re-send: it
+ * is refused, the transfer fails as may_be_billed, and whether to try
+ * again is the retry policy's decision, not libcurl's.  (A connection
+ * found dead before anything was sent is replaced before this callback,
+ * so that case still connects afresh.) */
 static int
-on_rewind(void *userdata, curl_off_t offset, int origin)
+on_prereq(void *userdata, char *conn_primary_ip, char *conn_local_ip,
+          int conn_primary_port, int conn_local_port)
 {
     ms_transfer *transfer = userdata;
-    if (origin == SEEK_SET && offset == 0 && transfer->body_offset == 0) {
-        return CURL_SEEKFUNC_OK;
+    if (++transfer->requests_started > 1) {
+        transfer->resend_refused = 1;
+        return CURL_PREREQFUNC_ABORT;
     }
-    return CURL_SEEKFUNC_FAIL;
+    return CURL_PREREQFUNC_OK;
 }
 
 /* Socket callbacks: libcurl opens and closes every socket through us, so
@@ -230,13 +224,44 @@ on_close_socket(void *userdata, curl_socket_t fd)
         }                                                         \
     } while (0)
 
+/* Which process a handle belongs to: bumped in every child of fork(),
+ * whoever calls it (os.fork, multiprocessing, a C library).  Cheaper than
+ * getpid() on every exchange, and process-wide like the fork itself, so
+ * a plain static serves every interpreter. */
+static atomic_ulong fork_generation;
+static pthread_once_t fork_hook_once = PTHREAD_ONCE_INIT;
+
+static void
+on_fork_in_child(void)
+{
+    atomic_fetch_add_explicit(&fork_generation, 1, memory_order_relaxed);
+}
+
+static void
+install_fork_hook(void)
+{
+    (void)pthread_atfork(NULL, NULL, on_fork_in_child);
+}
+
+int
+ms_fork_tracking_init(void)
+{
+    return pthread_once(&fork_hook_once, install_fork_hook) == 0 ? 0 : -1;
+}
+
+unsigned long
+ms_process_generation(void)
+{
+    return atomic_load_explicit(&fork_generation, memory_order_relaxed);
+}
+
 int
 ms_transfer_init(ms_transfer *transfer, const ms_config *config,
                  int track_sockets)
 {
     memset(transfer, 0, sizeof(*transfer));
     transfer->config = config;
-    transfer->owner_pid = getpid();
+    transfer->owner_generation = ms_process_generation();
     CURL *easy = curl_easy_init();
     if (easy == NULL) {
         PyErr_NoMemory();
@@ -276,15 +301,13 @@ ms_transfer_init(ms_transfer *transfer, const ms_config *config,
         SETOPT(CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
         SETOPT(CURLOPT_CLOSESOCKETDATA, transfer);
     }
-    SETOPT(CURLOPT_READFUNCTION, on_read);
-    SETOPT(CURLOPT_READDATA, transfer);
-    SETOPT(CURLOPT_SEEKFUNCTION, on_rewind);
-    SETOPT(CURLOPT_SEEKDATA, transfer);
+    SETOPT(CURLOPT_PREREQFUNCTION, on_prereq);
+    SETOPT(CURLOPT_PREREQDATA, transfer);
     SETOPT(CURLOPT_ERRORBUFFER, transfer->errbuf);
     SETOPT(CURLOPT_TCP_KEEPALIVE, 1L);
     /* A connection idle longer than a server's keep-alive timeout is the
      * one that dies just as it is reused, failing a request that may have
-     * been read (see on_rewind); reconnecting after 10 s idle is cheaper
+     * been read (see on_prereq); reconnecting after 10 s idle is cheaper
      * than that. */
     SETOPT(CURLOPT_MAXAGE_CONN, 10L);
     SETOPT(CURLOPT_TCP_NODELAY, 1L);
@@ -315,11 +338,13 @@ ms_transfer_prepare(ms_transfer *transfer, char *body, size_t len)
     free(transfer->body_to_send);
     transfer->body_to_send = body;
     transfer->body_to_send_len = len;
-    transfer->body_offset = 0;
-    /* A known size gives a Content-Length (no chunked encoding); the body
-     * itself goes through on_read. */
+    transfer->requests_started = 0;
+    transfer->resend_refused = 0;
+    /* Not copied by libcurl: the body lives until the next prepare.  A
+     * small POSTFIELDS body leaves in the same send as the headers. */
     curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDSIZE_LARGE,
                      (curl_off_t)len);
+    curl_easy_setopt(transfer->easy, CURLOPT_POSTFIELDS, body);
 }
 
 void
@@ -337,6 +362,12 @@ ms_transfer_complete(ms_transfer *transfer, CURLcode result)
      * billed it even if we never saw the answer. */
     transfer->request_sent = request_size > 0;
     transfer->connected = transfer->request_sent || connect_time > 0;
+    if (transfer->resend_refused) {
+        transfer->request_sent = transfer->connected = 1;
+        snprintf(transfer->errbuf, sizeof(transfer->errbuf), "%s",
+                 "the connection closed after the request was sent; not "
+                 "sent again, as the upstream may have billed it");
+    }
 
     if (result != CURLE_OK || transfer->body.len == 0) {
         return;
@@ -466,7 +497,8 @@ ms_transfer_move_response(ms_transfer *dst, ms_transfer *src)
 int
 ms_transfer_is_foreign(const ms_transfer *transfer)
 {
-    return transfer->easy != NULL && transfer->owner_pid != getpid();
+    return transfer->easy != NULL &&
+           transfer->owner_generation != ms_process_generation();
 }
 
 void

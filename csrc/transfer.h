@@ -55,14 +55,15 @@ typedef struct {
 typedef struct ms_transfer {
     CURL *easy;
     const ms_config *config;
-    pid_t owner_pid;
+    unsigned long owner_generation; /* ms_process_generation() at init */
     curl_socket_t sockets[MS_MAX_TRACKED_SOCKETS];
     int socket_count;
 
     char errbuf[CURL_ERROR_SIZE];
     char *body_to_send; /* owned, malloc */
     size_t body_to_send_len;
-    size_t body_offset; /* how much of it libcurl has read */
+    int requests_started; /* in this transfer: 2 is libcurl re-sending */
+    int resend_refused;
 
     /* Filled while the transfer runs (no GIL). */
     long http_status;
@@ -127,5 +128,13 @@ int ms_config_init(ms_config *config);
 void ms_config_clear(ms_config *config);
 
 double ms_monotonic(void);
+
+/* Installs the fork hook behind ms_process_generation; once per process.
+ * 0, or -1 if pthread_atfork failed. */
+int ms_fork_tracking_init(void);
+
+/* Changes in every child of fork(): a handle made under another value
+ * belongs to the parent.  No GIL needed. */
+unsigned long ms_process_generation(void);
 
 #endif /* MOBILESTATUS_TRANSFER_H */

@@ -129,10 +129,11 @@ class Expect:
         return self.attempts * self.deadline + (self.attempts - 1) * self.wait + SLACK
 
 
-# CURLE_SEND_FAIL_REWIND: on a reused connection that died after the
-# request was read, libcurl wants to send it again; the client refuses to
-# rewind the body (csrc/transfer.c on_rewind) and reports this instead.
-REFUSED_RESEND = 65
+# CURLE_ABORTED_BY_CALLBACK: on a reused connection that died after the
+# request was read, libcurl wants to send it again; the client's pre-request
+# callback refuses the second request of one transfer (csrc/transfer.c
+# on_prereq) and reports this instead.
+REFUSED_RESEND = 42
 
 
 def transport(code: int) -> Callable[[Any], None]:
@@ -184,7 +185,7 @@ def result(o: Any) -> None:
 def stale_connection(o: Any) -> None:
     """keepalive_close / keepalive_race: the answer, or the request the
     server read and dropped on a reused connection, reported as possibly
-    billed (CURLcode 65: the client refused libcurl's re-send), or libcurl
+    billed (CURLcode 42: the client refused libcurl's re-send), or libcurl
     7.88's give-up after 5 dead connections on one handle (curl/curl#19066,
     CURLcode 55 "Connection died").
     """
@@ -386,8 +387,8 @@ RETRIED_FAULTS = frozenset({"html_5xx", "throttled"})
 # reported as possibly billed, never sent again.
 STALE_CODES = frozenset({REFUSED_RESEND, 55, 56})
 RESEND_FAULTS = frozenset({"empty_reply", "reset_body", "refused_conn", "refused"})
-# Empty since the client refuses to rewind a body that has left: kept so
-# the accounting below stays explicit.
+# Empty since the client refuses libcurl's re-send of a request (on_prereq):
+# kept so the accounting below stays explicit.
 RESENT_BY_LIBCURL: frozenset[str] = frozenset()
 
 
@@ -530,8 +531,8 @@ def test_a_request_the_server_read_is_never_sent_twice(fresh: Sandbox, fault: st
 
     libcurl 7.88 would re-send it on a fresh connection by itself (a
     request that met a dead *reused* connection, lib/transfer.c
-    Curl_retry_request, rewinding the body); the client's rewind callback
-    refuses, so the upstream sees it once."""
+    Curl_retry_request); the client's pre-request callback refuses, so the
+    upstream sees it once."""
     sb = fresh
     from mobilestatus.sandbox import SCENARIOS
 

@@ -12,6 +12,7 @@ read by the wrong process shows up as a mismatch, not as luck.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
@@ -67,7 +68,8 @@ class ChildHung(AssertionError):
 
 
 def run_in_child(work: Callable[[], Any], *, timeout: float = CHILD_DEADLINE,
-                 parent_work: Callable[[], Any] | None = None) -> tuple[Any, Any]:
+                 parent_work: Callable[[], Any] | None = None,
+                 fork: Callable[[], int] = os.fork) -> tuple[Any, Any]:
     """fork(); the child runs work() and sends back its JSON result, while
     the parent runs parent_work().  Returns (child result, parent result).
 
@@ -75,7 +77,7 @@ def run_in_child(work: Callable[[], Any], *, timeout: float = CHILD_DEADLINE,
     A child still running after ``timeout`` s is killed (it is our own
     pid) and ChildHung is raised."""
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    pid = fork()
     if pid == 0:  # the child
         status = 1
         try:
@@ -186,6 +188,30 @@ def test_child_that_only_closes_the_client_leaves_the_parent_alone(sb: Sandbox) 
     for i in range(1, 6):
         assert_echo(number("139", i), client.check(number("139", i)).order_no)
     assert sb.connections == 1
+    client.close()
+
+
+def test_a_fork_from_c_is_caught_per_session(sb: Sandbox) -> None:
+    """fork() called from C runs none of Python's at-fork hooks, so the
+    child's pool still offers the parent's warm session.  The C core tells
+    by its pthread_atfork process generation that the handle is the
+    parent's: it leaves that connection alone and connects afresh."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    client = ms.Client(sb.appcode, base_url=sb.base_url, retry=0)
+    client.check(number("135", 0))
+    assert sb.connections == 1
+
+    def child() -> list[list[Any]]:
+        return checks(client, [number("135", i) for i in range(1, 21)])
+
+    child_rows, _ = run_in_child(child, fork=libc.fork)
+    for requested, answered, order_no in child_rows:
+        assert answered == requested
+        assert_echo(requested, order_no)
+    assert sb.connections == 2  # the child's own
+    for i in range(21, 41):
+        assert_echo(number("135", i), client.check(number("135", i)).order_no)
+    assert sb.connections == 2  # the parent kept its connection throughout
     client.close()
 
 

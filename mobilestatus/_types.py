@@ -15,7 +15,7 @@ from .status import Carrier, Status
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from typing import Any, overload
 
     import pandas
@@ -78,16 +78,18 @@ class CheckResult:
         request_id: str | None = None,
         message: str | None = None,
     ) -> None:
-        init = object.__setattr__
-        init(self, "number", number)
-        init(self, "status", status)
-        init(self, "raw_status", raw_status)
-        init(self, "carrier", carrier)
-        init(self, "province", province)
-        init(self, "city", city)
-        init(self, "order_no", order_no)
-        init(self, "request_id", request_id)
-        init(self, "message", message)
+        # The slots' own setters (bound below the class): __setattr__
+        # refuses, and object.__setattr__ by name costs twice as much on
+        # a path every check takes.
+        _set_number(self, number)
+        _set_status(self, status)
+        _set_raw_status(self, raw_status)
+        _set_carrier(self, carrier)
+        _set_province(self, province)
+        _set_city(self, city)
+        _set_order_no(self, order_no)
+        _set_request_id(self, request_id)
+        _set_message(self, message)
 
     def _astuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in _FIELDS)
@@ -121,6 +123,22 @@ class CheckResult:
     def ok(self) -> bool:
         """Always True: a result is never an error (see :class:`BatchResult`)."""
         return True
+
+
+def _slot_setter(name: str) -> Callable[[CheckResult, Any], None]:
+    setter: Callable[[CheckResult, Any], None] = CheckResult.__dict__[name].__set__
+    return setter
+
+
+_set_number = _slot_setter("number")
+_set_status = _slot_setter("status")
+_set_raw_status = _slot_setter("raw_status")
+_set_carrier = _slot_setter("carrier")
+_set_province = _slot_setter("province")
+_set_city = _slot_setter("city")
+_set_order_no = _slot_setter("order_no")
+_set_request_id = _slot_setter("request_id")
+_set_message = _slot_setter("message")
 
 
 Outcome = CheckResult | MobileStatusError

@@ -74,6 +74,10 @@ class Status(enum.IntEnum):
         this version expects, and UNKNOWN (with the raw value kept by the
         caller) is the safe reading for a lender.
         """
+        if raw.__class__ is str:  # the usual answer: "1", exactly
+            found = _STATUS_BY_TEXT.get(raw)
+            if found is not None:
+                return found
         # bool is an int subclass: True would otherwise read as NORMAL.
         if isinstance(raw, bool):
             return cls.UNKNOWN
@@ -103,6 +107,7 @@ class Status(enum.IntEnum):
 _INT_PRESENTATION_TYPES = frozenset("bcdoxXneEfFgG%")
 
 _STATUS_BY_CODE: dict[int, Status] = {int(member): member for member in Status}
+_STATUS_BY_TEXT: dict[str, Status] = {str(int(member)): member for member in Status}
 
 _STATUS_LABELS: dict[Status, tuple[str, str]] = {
     Status.UNKNOWN: ("未知", "Unknown"),

@@ -4,6 +4,7 @@ through libcurl's socket interface."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import subprocess
 import sys
@@ -154,11 +155,19 @@ def test_many_checks_are_concurrent_and_the_loop_stays_responsive(
             assert all(isinstance(o, ms.CheckResult) for o in batch)
             return elapsed
 
-    elapsed = run(main())
+    # A full collection of the heap a thousand earlier tests left behind
+    # can alone pause the loop for 20 ms; that is the suite's, not the
+    # client's, so it is moved out of the collector's way meanwhile.
+    gc.collect()
+    gc.freeze()
+    try:
+        elapsed = run(main())
+    finally:
+        gc.unfreeze()
     floor = n * latency / concurrency
     # Serial would be 20 s; in flight 64 at a time it is ~0.3 s.
     assert elapsed < 4 * floor
-    assert max(lateness) < 0.020
+    assert max(lateness) < 0.020, sorted(lateness)[-5:]
 
 
 def test_cancelling_a_task_removes_its_transfer(

@@ -1072,6 +1072,12 @@ async def _forever() -> None:
     await asyncio.get_running_loop().create_future()
 
 
+def _is_accept_task(task: asyncio.Task[Any]) -> bool:
+    """Whether ``task`` is asyncio's own set-up of an accepted socket."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and code.co_name == "_accept_connection2"
+
+
 async def _delayed_send(conn: _Connection, data: bytes, delay: float,
                         close: bool) -> None:
     if delay > 0.0:
@@ -1313,6 +1319,18 @@ class Sandbox:
             return
         self._ready.set()
         await self._stopping.wait()
+        # A connection accepted just before is an asyncio task that has yet
+        # to wrap its socket in a transport.  Cancelled, or run after
+        # server.close() (asyncio 3.11's Server._attach asserts it is still
+        # serving), it never closes that socket: a ResourceWarning wherever
+        # the garbage collector then runs.  So: stop accepting, let those
+        # tasks finish, and only then close the servers.
+        for server in servers:
+            for listener in server.sockets:
+                loop.remove_reader(listener.fileno())
+        accepting = [t for t in asyncio.all_tasks() if _is_accept_task(t)]
+        if accepting:
+            await asyncio.wait(accepting, timeout=STOP_GRACE)
         for server in servers:
             server.close()
         for conn in list(engine.conns):

@@ -206,6 +206,49 @@ Session_dealloc(SessionObject *self)
     Py_DECREF(tp);
 }
 
+/* A single exchange can wait as long as its deadline (seconds) with the
+ * GIL released; Ctrl-C in a terminal or notebook should not.  libcurl calls
+ * the progress callback at least once a second while it waits, and more
+ * often while data moves; every SIGNAL_CHECK_INTERVAL at most, the callback
+ * takes the GIL back for PyErr_CheckSignals and aborts the transfer if a
+ * handler raised.  A fast exchange never takes the GIL in between. */
+#define SIGNAL_CHECK_INTERVAL 0.1
+
+typedef struct {
+    PyThreadState *saved; /* this thread's state while the GIL is out */
+    double next_check;
+    int interrupted;      /* the exception is set in the thread state */
+} signal_watch;
+
+static int
+on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+            curl_off_t ultotal, curl_off_t ulnow)
+{
+    signal_watch *watch = userdata;
+    if (watch == NULL) {
+        return 0;
+    }
+    double now = ms_monotonic();
+    if (now < watch->next_check) {
+        return 0;
+    }
+    watch->next_check = now + SIGNAL_CHECK_INTERVAL;
+    PyEval_RestoreThread(watch->saved);
+    if (PyErr_CheckSignals() < 0) {
+        watch->interrupted = 1;
+    }
+    watch->saved = PyEval_SaveThread();
+    return watch->interrupted;
+}
+
+static void
+watch_signals(CURL *easy, signal_watch *watch)
+{
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, watch);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, watch != NULL ? 0L : 1L);
+}
+
 PyDoc_STRVAR(Session_post__doc__,
 "post($self, body, /)\n"
 "--\n"
@@ -252,11 +295,21 @@ Session_post(SessionObject *self, PyObject *body)
     ms_transfer *transfer = &self->transfer;
     ms_transfer_prepare(transfer, copy, (size_t)len);
 
-    CURLcode rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = curl_easy_perform(transfer->easy);
+    signal_watch watch = {NULL, ms_monotonic() + SIGNAL_CHECK_INTERVAL, 0};
+    watch_signals(transfer->easy, &watch);
+    watch.saved = PyEval_SaveThread();
+    CURLcode rc = curl_easy_perform(transfer->easy);
     ms_transfer_complete(transfer, rc);
-    Py_END_ALLOW_THREADS
+    PyEval_RestoreThread(watch.saved);
+    /* The watch lives on this stack frame only. */
+    watch_signals(transfer->easy, NULL);
+    if (watch.interrupted) {
+        /* KeyboardInterrupt (or whatever the handler raised) is set; the
+         * aborted exchange's connection is closed by libcurl. */
+        ms_transfer_clear_response(transfer);
+        PyThread_release_lock(self->lock);
+        return NULL;
+    }
 
     int is_error;
     PyObject *outcome = ms_transfer_outcome(state, transfer, &is_error);

@@ -17,6 +17,8 @@ typedef struct {
     int closed;
 } SessionObject;
 
+static void enable_signal_watch(CURL *easy);
+
 /* Acquires the session lock, blocking only with the GIL released so a
  * thread waiting here never stalls the others (the _bz2module pattern). */
 static void
@@ -186,6 +188,7 @@ Session_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (ms_transfer_init(&self->transfer, &self->config, 1) < 0) {
         goto error;
     }
+    enable_signal_watch(self->transfer.easy);
     return (PyObject *)self;
 
 error:
@@ -241,12 +244,14 @@ on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
     return watch->interrupted;
 }
 
+/* Once per handle; each exchange then points XFERINFODATA at its own
+ * watch, which libcurl only reads during curl_easy_perform. */
 static void
-watch_signals(CURL *easy, signal_watch *watch)
+enable_signal_watch(CURL *easy)
 {
-    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, watch);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, NULL);
     curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, watch != NULL ? 0L : 1L);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
 }
 
 PyDoc_STRVAR(Session_post__doc__,
@@ -291,18 +296,17 @@ Session_post(SessionObject *self, PyObject *body)
             free(copy);
             return NULL;
         }
+        enable_signal_watch(self->transfer.easy);
     }
     ms_transfer *transfer = &self->transfer;
     ms_transfer_prepare(transfer, copy, (size_t)len);
 
     signal_watch watch = {NULL, ms_monotonic() + SIGNAL_CHECK_INTERVAL, 0};
-    watch_signals(transfer->easy, &watch);
+    curl_easy_setopt(transfer->easy, CURLOPT_XFERINFODATA, &watch);
     watch.saved = PyEval_SaveThread();
     CURLcode rc = curl_easy_perform(transfer->easy);
     ms_transfer_complete(transfer, rc);
     PyEval_RestoreThread(watch.saved);
-    /* The watch lives on this stack frame only. */
-    watch_signals(transfer->easy, NULL);
     if (watch.interrupted) {
         /* KeyboardInterrupt (or whatever the handler raised) is set; the
          * aborted exchange's connection is closed by libcurl. */

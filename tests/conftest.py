@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -44,3 +46,30 @@ def ctrl_c_raises() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, previous)
 
+
+
+@pytest.fixture
+def ctrl_c_after(ctrl_c_raises: None) -> Iterator[Callable[[float], list[float]]]:
+    """ctrl_c_after(delay) sends SIGINT to the main thread (where Python
+    raises KeyboardInterrupt) after delay seconds, as a user pressing Ctrl-C
+    would; the returned list receives the monotonic time it was sent."""
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+    timers: list[threading.Timer] = []
+
+    def schedule(delay: float) -> list[float]:
+        sent: list[float] = []
+
+        def interrupt() -> None:
+            sent.append(time.monotonic())
+            signal.pthread_kill(main, signal.SIGINT)  # type: ignore[arg-type]
+
+        timer = threading.Timer(delay, interrupt)
+        timers.append(timer)
+        timer.start()
+        return sent
+
+    yield schedule
+    for timer in timers:
+        timer.cancel()
+        timer.join()

@@ -5,9 +5,8 @@ they should, pacing, progress, Ctrl-C and pandas."""
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -249,23 +248,15 @@ def test_progress_true_without_tqdm_writes_to_stderr(
     assert "2/2" in capsys.readouterr().err
 
 
-def test_ctrl_c_stops_a_batch(sandbox: Sandbox, ctrl_c_raises: None) -> None:
+def test_ctrl_c_stops_a_batch(
+    sandbox: Sandbox, ctrl_c_after: Callable[[float], list[float]]
+) -> None:
     numbers = [f"1351234{i:04d}" for i in range(200)]
-    main = threading.main_thread().ident
-    assert main == threading.get_ident()
-    sent: list[float] = []
-
-    def interrupt() -> None:
-        sent.append(time.monotonic())
-        signal.pthread_kill(main, signal.SIGINT)  # type: ignore[arg-type]
-
-    timer = threading.Timer(0.5, interrupt)
     with make_client(sandbox, sandbox.url(latency=0.2)) as c:
-        timer.start()
+        sent = ctrl_c_after(0.5)
         with pytest.raises(KeyboardInterrupt) as info:
             c.check_many(numbers, concurrency=8)
         stopped = time.monotonic()
-    timer.join()
     assert stopped - sent[0] < 0.2
     partial = info.value.partial  # type: ignore[attr-defined]
     assert len(partial) == len(numbers)

@@ -182,6 +182,21 @@ wake_worker(BatchObject *self)
     (void)!write(self->wake_fd, &one, sizeof(one));
 }
 
+/* Frees the work and answers the mailbox holds; no worker may be running
+ * (or, in a forked child, exist). */
+static void
+empty_mailbox(BatchObject *self)
+{
+    ms_pending_list_free(&self->inbox);
+    ms_pending_list_free(&self->inbox_delayed);
+    ms_done_list_free(self->done_head);
+    self->done_head = self->done_tail = NULL;
+    self->done_count = 0;
+    self->queued_in_pool = 0;
+    self->in_flight = 0;
+    self->outstanding = 0;
+}
+
 /* Stops and joins the worker, then frees what the mailbox held.  The
  * pool is the caller's again afterwards.  GIL held (released to join). */
 static void
@@ -199,14 +214,7 @@ stop_worker(BatchObject *self)
         self->stop = 0;
         self->worker_ended = 0;
     }
-    ms_pending_list_free(&self->inbox);
-    ms_pending_list_free(&self->inbox_delayed);
-    ms_done_list_free(self->done_head);
-    self->done_head = self->done_tail = NULL;
-    self->done_count = 0;
-    self->queued_in_pool = 0;
-    self->in_flight = 0;
-    self->outstanding = 0;
+    empty_mailbox(self);
 }
 
 /* In a forked child the worker thread does not exist, and the mutex may
@@ -217,12 +225,7 @@ forget_worker(BatchObject *self)
 {
     self->worker_started = 0;
     self->sync_ready = 0;
-    ms_pending_list_free(&self->inbox);
-    ms_pending_list_free(&self->inbox_delayed);
-    ms_done_list_free(self->done_head);
-    self->done_head = self->done_tail = NULL;
-    self->done_count = 0;
-    self->outstanding = 0;
+    empty_mailbox(self);
 }
 
 /* Drops every transfer and all queued and finished work. */
